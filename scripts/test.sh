@@ -1,0 +1,9 @@
+#!/usr/bin/env bash
+# The test command: install what is missing, build (dev preset: all warnings
+# are errors), run the whole test suite. CI runs exactly this (.ci/run).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/setup.sh
+cmake --preset dev >/dev/null
+cmake --build --preset dev
+ctest --preset dev "$@"

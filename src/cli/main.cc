@@ -1,0 +1,207 @@
+// The `toani` command: server and client in one binary (like `vault`). Each
+// subcommand parses its flags and calls a library; no logic lives here.
+#include <sodium.h>
+#include <unistd.h>
+
+#include <CLI/CLI.hpp>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+
+#include "cli/client.h"
+#include "cli/demo.h"
+#include "common/encoding.h"
+#include "common/secret.h"
+#include "server/server.h"
+
+namespace {
+
+using nlohmann::json;
+using toani::cli::ApiClient;
+using toani::cli::As;
+
+std::string SelfPath() {
+  std::error_code ec;
+  auto p = std::filesystem::read_symlink("/proc/self/exe", ec);
+  return ec ? "toani" : p.string();
+}
+
+int PrintReply(const toani::StatusOr<toani::cli::ApiReply>& r, long want) {
+  if (!r.ok()) {
+    std::fprintf(stderr, "error: %s\n", r.status().message().c_str());
+    return 1;
+  }
+  if (r->status != want) {
+    std::fprintf(stderr, "error: %s\n", toani::cli::ProblemText(*r).c_str());
+    return 1;
+  }
+  std::printf("%s\n", r->body.dump(2).c_str());
+  return 0;
+}
+
+toani::StatusOr<ApiClient> Connect(const std::string& data) {
+  const char* addr = std::getenv("TOANI_ADDR");
+  return ApiClient::Connect(data, addr != nullptr ? addr : "");
+}
+
+toani::StatusOr<json> ParseJsonArg(const std::string& text, const char* what) {
+  auto j = json::parse(text, nullptr, false);
+  if (j.is_discarded()) return toani::Status::InvalidArgument(std::string(what) + " is not valid JSON");
+  return j;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (sodium_init() < 0) return 1;
+  CLI::App app{"toani Control: agents act with credentials they never see"};
+  app.require_subcommand(1);
+  std::string data = toani::cli::DefaultDataDir();
+  app.add_option("--data", data, "data directory (default: $TOANI_DATA or ./toani-data)");
+
+  // toani server
+  auto* server = app.add_subcommand("server", "run the server (HTTPS, mTLS) with its keyd");
+  bool dev = false;
+  std::string listen = "127.0.0.1:8443";
+  server->add_flag("--dev", dev, "development mode: dev root key, dev CA, embedded SQLite")->required();
+  server->add_option("--data", data, "data directory");
+  server->add_option("--listen", listen, "HOST:PORT (port 0 picks a free one)");
+
+  // toani demo
+  auto* demo = app.add_subcommand("demo", "run the end-to-end demo");
+  std::string secret_file;
+  demo->add_option("--data", data, "data directory");
+  demo->add_option("--secret-file", secret_file, "use this file's content as the demo credential");
+
+  // toani credential add
+  auto* cred = app.add_subcommand("credential", "manage credentials");
+  cred->require_subcommand(1);
+  auto* cred_add = cred->add_subcommand("add", "seal a credential to keyd and store it");
+  std::string name, type = "api_key", from_file;
+  cred_add->add_option("--name", name, "display name")->required();
+  cred_add->add_option("--type", type, "api_key | oauth_refresh | password");
+  cred_add->add_option("--secret-file", from_file, "read the secret from this file (default: stdin)");
+  auto* cred_list = cred->add_subcommand("list", "list credentials (never their values)");
+
+  // toani policy apply
+  auto* pol = app.add_subcommand("policy", "manage policies");
+  pol->require_subcommand(1);
+  auto* pol_apply = pol->add_subcommand("apply", "apply a policy document (JSON)");
+  std::string policy_file;
+  pol_apply->add_option("file", policy_file, "policy JSON file")->required()->check(CLI::ExistingFile);
+
+  // agent side
+  auto* authorize = app.add_subcommand("authorize", "ask for an Action Token (as the dev agent)");
+  std::string action, params_text = "{}";
+  authorize->add_option("action", action, "action name")->required();
+  authorize->add_option("--params", params_text, "parameters as a JSON object");
+  auto* execute = app.add_subcommand("execute", "execute with an Action Token (as the dev agent)");
+  std::string token;
+  execute->add_option("--token", token, "the Action Token")->required();
+  execute->add_option("--params", params_text, "the same parameters as authorized (JSON)");
+
+  // audit
+  auto* audit = app.add_subcommand("audit", "audit log");
+  audit->require_subcommand(1);
+  auto* audit_root = audit->add_subcommand("root", "print the log size and Merkle root");
+  auto* audit_list = audit->add_subcommand("entries", "print audit entries");
+
+  CLI11_PARSE(app, argc, argv);
+
+  if (*server) {
+    toani::server::ServerOptions o;
+    o.dev = dev;
+    o.data_dir = data;
+    size_t colon = listen.rfind(':');
+    if (colon == std::string::npos) {
+      std::fprintf(stderr, "error: --listen must be HOST:PORT\n");
+      return 2;
+    }
+    o.listen_host = listen.substr(0, colon);
+    if (o.listen_host.size() > 2 && o.listen_host.front() == '[') o.listen_host = o.listen_host.substr(1, o.listen_host.size() - 2);
+    try {
+      int port = std::stoi(listen.substr(colon + 1));
+      if (port < 0 || port > 65535) throw std::out_of_range("port");
+      o.port = static_cast<uint16_t>(port);
+    } catch (const std::exception&) {
+      std::fprintf(stderr, "error: --listen port must be 0..65535\n");
+      return 2;
+    }
+    o.bin_dir = std::filesystem::path(SelfPath()).parent_path().string();
+    return toani::server::RunServer(o);
+  }
+  if (*demo) {
+    toani::cli::DemoOptions o;
+    o.data_dir = std::filesystem::absolute(data).string();
+    const char* addr = std::getenv("TOANI_ADDR");
+    o.address = addr != nullptr ? addr : "";
+    o.secret_file = secret_file;
+    o.self_path = SelfPath();
+    return toani::cli::RunDemo(o);
+  }
+  auto client = Connect(data);
+  if (!client.ok()) {
+    std::fprintf(stderr, "error: %s\n", client.status().message().c_str());
+    return 1;
+  }
+  if (*cred_add) {
+    std::string secret;
+    if (!from_file.empty()) {
+      std::ifstream f(from_file, std::ios::binary);
+      if (!f) {
+        std::fprintf(stderr, "error: cannot read %s\n", from_file.c_str());
+        return 1;
+      }
+      secret.assign((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+    } else {
+      if (isatty(0)) std::fprintf(stderr, "secret (end with Ctrl-D): ");
+      secret.assign((std::istreambuf_iterator<char>(std::cin)), std::istreambuf_iterator<char>());
+    }
+    while (!secret.empty() && (secret.back() == '\n' || secret.back() == '\r')) secret.pop_back();
+    auto plain = toani::SecretBytes::Copy(secret);
+    toani::SecureWipe(secret.data(), secret.size());
+    if (plain.empty()) {
+      std::fprintf(stderr, "error: the secret is empty\n");
+      return 1;
+    }
+    auto keyd = client->Call(As::kAdmin, "GET", "/v1/keyd");
+    if (!keyd.ok() || keyd->status != 200) return PrintReply(keyd, 200);
+    // TODO(issue 3): verify keyd's attestation evidence before sealing.
+    auto pk = toani::Base64UrlDecodeStrict(keyd->body.value("intake_public_key", ""));
+    if (!pk.ok() || pk->size() != crypto_box_PUBLICKEYBYTES) {
+      std::fprintf(stderr, "error: keyd's intake key is malformed\n");
+      return 1;
+    }
+    toani::Bytes sealed(plain.size() + crypto_box_SEALBYTES);
+    crypto_box_seal(sealed.data(), plain.UnsafeBytes().data(), plain.size(), pk->data());
+    return PrintReply(client->Call(As::kAdmin, "POST", "/v1/credentials",
+                                   {{"name", name}, {"type", type}, {"sealed", toani::Base64UrlEncode(sealed)}}),
+                      201);
+  }
+  if (*cred_list) return PrintReply(client->Call(As::kAdmin, "GET", "/v1/credentials"), 200);
+  if (*pol_apply) {
+    std::ifstream f(policy_file);
+    std::string text((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+    auto doc = ParseJsonArg(text, "policy file");
+    if (!doc.ok()) {
+      std::fprintf(stderr, "error: %s\n", doc.status().message().c_str());
+      return 1;
+    }
+    return PrintReply(client->Call(As::kAdmin, "POST", "/v1/policies", *doc), 201);
+  }
+  auto params = ParseJsonArg(params_text, "--params");
+  if (!params.ok()) {
+    std::fprintf(stderr, "error: %s\n", params.status().message().c_str());
+    return 2;
+  }
+  if (*authorize) {
+    return PrintReply(client->Call(As::kAgent, "POST", "/v1/authorize", {{"action", action}, {"params", *params}}), 200);
+  }
+  if (*execute) {
+    return PrintReply(client->Call(As::kAgent, "POST", "/v1/executions", {{"token", token}, {"params", *params}}), 200);
+  }
+  if (*audit_root) return PrintReply(client->Call(As::kAdmin, "GET", "/v1/audit/root"), 200);
+  if (*audit_list) return PrintReply(client->Call(As::kAdmin, "GET", "/v1/audit/entries"), 200);
+  return 2;
+}

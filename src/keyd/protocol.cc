@@ -1,0 +1,90 @@
+#include "keyd/protocol.h"
+
+#include <cerrno>
+#include <cstring>
+#include <string>
+#include <unistd.h>
+
+namespace toani::keyd {
+namespace {
+
+Status WriteAll(int fd, const uint8_t* p, size_t n) {
+  while (n > 0) {
+    ssize_t w = ::write(fd, p, n);
+    if (w < 0 && errno == EINTR) continue;
+    if (w <= 0) return Status::Unavailable("keyd: connection lost while writing");
+    p += w;
+    n -= static_cast<size_t>(w);
+  }
+  return Status::Ok();
+}
+
+Status ReadAll(int fd, uint8_t* p, size_t n) {
+  while (n > 0) {
+    ssize_t r = ::read(fd, p, n);
+    if (r < 0 && errno == EINTR) continue;
+    if (r <= 0) return Status::Unavailable("keyd: connection lost while reading");
+    p += r;
+    n -= static_cast<size_t>(r);
+  }
+  return Status::Ok();
+}
+
+}  // namespace
+
+Status WriteFrame(int fd, const nlohmann::json& msg) {
+  std::string body = msg.dump();
+  if (body.empty() || body.size() > kMaxFrameBytes) return Status::InvalidArgument("keyd: frame too large");
+  uint32_t n = static_cast<uint32_t>(body.size());
+  uint8_t hdr[4] = {static_cast<uint8_t>(n >> 24), static_cast<uint8_t>(n >> 16), static_cast<uint8_t>(n >> 8),
+                    static_cast<uint8_t>(n)};
+  TOANI_RETURN_IF_ERROR(WriteAll(fd, hdr, 4));
+  return WriteAll(fd, reinterpret_cast<const uint8_t*>(body.data()), body.size());
+}
+
+StatusOr<nlohmann::json> ReadFrame(int fd) {
+  uint8_t hdr[4];
+  TOANI_RETURN_IF_ERROR(ReadAll(fd, hdr, 4));
+  uint32_t n = (uint32_t{hdr[0]} << 24) | (uint32_t{hdr[1]} << 16) | (uint32_t{hdr[2]} << 8) | hdr[3];
+  if (n == 0 || n > kMaxFrameBytes) return Status::InvalidArgument("keyd: bad frame length");
+  std::string body(n, '\0');
+  TOANI_RETURN_IF_ERROR(ReadAll(fd, reinterpret_cast<uint8_t*>(body.data()), n));
+  auto j = nlohmann::json::parse(body, nullptr, /*allow_exceptions=*/false);
+  if (j.is_discarded() || !j.is_object()) return Status::InvalidArgument("keyd: frame is not a JSON object");
+  return j;
+}
+
+nlohmann::json ErrorReply(const Status& s) {
+  return {{"ok", false}, {"error", {{"code", StatusCodeName(s.code())}, {"message", s.message()}}}};
+}
+
+Status ReplyStatus(const nlohmann::json& reply) {
+  if (reply.value("ok", false)) return Status::Ok();
+  std::string code = "internal", msg = "keyd: malformed reply";
+  if (reply.contains("error") && reply["error"].is_object()) {
+    code = reply["error"].value("code", code);
+    msg = reply["error"].value("message", msg);
+  }
+  static const std::pair<const char*, StatusCode> kCodes[] = {
+      {"invalid-argument", StatusCode::kInvalidArgument},   {"unauthenticated", StatusCode::kUnauthenticated},
+      {"permission-denied", StatusCode::kPermissionDenied}, {"not-found", StatusCode::kNotFound},
+      {"already-exists", StatusCode::kAlreadyExists},       {"failed-precondition", StatusCode::kFailedPrecondition},
+      {"unavailable", StatusCode::kUnavailable}};
+  for (const auto& [name, c] : kCodes) {
+    if (code == name) {
+      switch (c) {
+        case StatusCode::kInvalidArgument: return Status::InvalidArgument(msg);
+        case StatusCode::kUnauthenticated: return Status::Unauthenticated(msg);
+        case StatusCode::kPermissionDenied: return Status::PermissionDenied(msg);
+        case StatusCode::kNotFound: return Status::NotFound(msg);
+        case StatusCode::kAlreadyExists: return Status::AlreadyExists(msg);
+        case StatusCode::kFailedPrecondition: return Status::FailedPrecondition(msg);
+        case StatusCode::kUnavailable: return Status::Unavailable(msg);
+        default: break;
+      }
+    }
+  }
+  return Status::Internal(msg);
+}
+
+}  // namespace toani::keyd

@@ -1,0 +1,340 @@
+// SandboxRunner on top of bubblewrap: fork, set limits, drop root, exec bwrap.
+// TODO(issue 6): seccomp allow-list (libseccomp, loaded via bwrap --seccomp) and cgroup
+// memory/pids limits; until then RLIMIT_AS/NPROC/CPU are the only resource bounds.
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "sandbox/sandbox_runner.h"
+
+namespace toani {
+
+SandboxProcess::~SandboxProcess() = default;
+SandboxRunner::~SandboxRunner() = default;
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+class Fd {
+ public:
+  Fd() = default;
+  explicit Fd(int fd) : fd_(fd) {}
+  Fd(Fd&& o) noexcept : fd_(std::exchange(o.fd_, -1)) {}
+  Fd& operator=(Fd&& o) noexcept {
+    if (this != &o) {
+      Reset();
+      fd_ = std::exchange(o.fd_, -1);
+    }
+    return *this;
+  }
+  ~Fd() { Reset(); }
+  void Reset() {
+    if (fd_ >= 0) ::close(fd_);
+    fd_ = -1;
+  }
+  int get() const { return fd_; }
+
+ private:
+  int fd_ = -1;
+};
+
+Status Errno(std::string_view what) {
+  return Status::Internal(std::string(what) + ": " + std::strerror(errno));
+}
+
+void SetNonBlocking(int fd) {
+  const int flags = ::fcntl(fd, F_GETFL);
+  ::fcntl(fd, F_SETFL, flags | O_NONBLOCK);
+}
+
+// Child side, between fork and exec: only async-signal-safe calls, no allocation.
+[[noreturn]] void ExecChild(pid_t parent, int in_fd, int out_fd, int err_fd,
+                            const SandboxSpec& spec, const BwrapOptions& options, bool drop,
+                            const rlim_t cpu_seconds, char* const* argv) {
+  ::setpgid(0, 0);  // Kill() signals the whole group
+  if (::prctl(PR_SET_PDEATHSIG, SIGKILL) != 0 || ::getppid() != parent) _exit(125);
+  const int fds[3] = {in_fd, out_fd, err_fd};
+  for (int target = 0; target < 3; ++target) {
+    if (fds[target] == target) {
+      ::fcntl(target, F_SETFD, 0);  // keep across exec
+    } else if (::dup2(fds[target], target) < 0) {
+      _exit(125);
+    }
+  }
+  if (::syscall(SYS_close_range, 3U, ~0U, 0U) != 0) {
+    for (int fd = 3; fd < 65536; ++fd) ::close(fd);
+  }
+  struct sigaction dfl {};
+  dfl.sa_handler = SIG_DFL;
+  for (int sig = 1; sig < NSIG; ++sig) ::sigaction(sig, &dfl, nullptr);
+  sigset_t none;
+  sigemptyset(&none);
+  ::sigprocmask(SIG_SETMASK, &none, nullptr);
+
+  const auto limit = [](int resource, rlim_t value) {
+    const rlimit rl{value, value};
+    if (::setrlimit(resource, &rl) != 0) _exit(125);
+  };
+  limit(RLIMIT_CORE, 0);
+  limit(RLIMIT_AS, spec.address_space_bytes);
+  limit(RLIMIT_NPROC, spec.max_processes);
+  limit(RLIMIT_CPU, cpu_seconds);
+  limit(RLIMIT_NOFILE, 256);
+  limit(RLIMIT_FSIZE, spec.tmpfs_bytes);
+  if (drop) {
+    // Raw syscalls: they affect only this (the only) thread, no glibc setxid dance.
+    if (::syscall(SYS_setgroups, 0, nullptr) != 0 ||
+        ::syscall(SYS_setresgid, options.host_gid, options.host_gid, options.host_gid) != 0 ||
+        ::syscall(SYS_setresuid, options.host_uid, options.host_uid, options.host_uid) != 0) {
+      _exit(125);
+    }
+  }
+  char* const empty_env[] = {nullptr};
+  ::execve(argv[0], argv, empty_env);
+  _exit(127);
+}
+
+class BwrapProcess final : public SandboxProcess {
+ public:
+  BwrapProcess(pid_t pid, Fd pidfd, Fd in, Fd out, Fd err, const SandboxSpec& spec)
+      : pid_(pid),
+        pidfd_(std::move(pidfd)),
+        in_(std::move(in)),
+        out_(std::move(out)),
+        err_(std::move(err)),
+        deadline_(Clock::now() + spec.wall_timeout),
+        max_line_(spec.max_line_bytes),
+        max_stderr_(spec.max_stderr_bytes) {}
+
+  ~BwrapProcess() override {
+    if (!reaped_) {
+      (void)Kill();
+      Reap(/*block=*/true);
+    }
+  }
+
+  Status WriteLine(std::string_view line) override {
+    if (line.find('\n') != line.npos) return Status::InvalidArgument("line contains '\\n'");
+    std::string data(line);
+    data.push_back('\n');
+    std::string_view rest = data;
+    while (!rest.empty()) {
+      const ssize_t n = ::send(in_.get(), rest.data(), rest.size(), MSG_NOSIGNAL);
+      if (n > 0) {
+        rest.remove_prefix(static_cast<size_t>(n));
+        continue;
+      }
+      if (n < 0 && errno == EINTR) continue;
+      if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK) {
+        return Status::Unavailable(std::string("sandbox stdin closed: ") + std::strerror(errno));
+      }
+      TOANI_RETURN_IF_ERROR(Pump(deadline_, /*want_write=*/true));
+    }
+    return Status::Ok();
+  }
+
+  StatusOr<std::string> ReadLine(std::chrono::milliseconds timeout) override {
+    const Clock::time_point until = std::min(deadline_, Clock::now() + timeout);
+    while (true) {
+      const size_t nl = out_buf_.find('\n');
+      if (nl != std::string::npos) {
+        if (nl > max_line_) return Status::Unavailable("sandbox stdout line too long");
+        std::string line = out_buf_.substr(0, nl);
+        out_buf_.erase(0, nl + 1);
+        return line;
+      }
+      if (out_buf_.size() > max_line_) return Status::Unavailable("sandbox stdout line too long");
+      if (out_eof_) return Status::Unavailable("sandbox closed stdout");
+      TOANI_RETURN_IF_ERROR(Pump(until, /*want_write=*/false));
+    }
+  }
+
+  Status Kill() override {
+    if (reaped_) return Status::Ok();
+    if (::kill(-pid_, SIGKILL) != 0 && ::kill(pid_, SIGKILL) != 0 && errno != ESRCH) {
+      return Errno("kill");
+    }
+    return Status::Ok();
+  }
+
+  StatusOr<int> Wait() override {
+    while (!reaped_) {
+      if (Reap(/*block=*/false)) break;
+      if (Clock::now() >= deadline_) {
+        (void)Kill();
+        Reap(/*block=*/true);
+        return Status::Unavailable("sandbox killed: wall timeout exceeded");
+      }
+      // pidfd becomes readable at exit; keep draining stdout/stderr meanwhile.
+      Status st = Pump(deadline_, /*want_write=*/false, /*until_any_event=*/true);
+      (void)st;
+    }
+    if (WIFEXITED(wstatus_)) return WEXITSTATUS(wstatus_);
+    if (WIFSIGNALED(wstatus_)) return 128 + WTERMSIG(wstatus_);
+    return Status::Internal("unexpected wait status");
+  }
+
+  std::string Stderr() const override { return err_buf_; }
+  pid_t pid() const override { return pid_; }
+
+ private:
+  bool Reap(bool block) {
+    if (reaped_) return true;
+    int ws = 0;
+    pid_t r;
+    do {
+      r = ::waitpid(pid_, &ws, block ? 0 : WNOHANG);
+    } while (r < 0 && errno == EINTR);
+    if (r == pid_) {
+      reaped_ = true;
+      wstatus_ = ws;
+    }
+    return reaped_;
+  }
+
+  // Waits for one round of I/O (or until `until`), reading whatever stdout/stderr has.
+  // Unavailable when `until` has passed.
+  Status Pump(Clock::time_point until, bool want_write, bool until_any_event = false) {
+    pollfd p[4];
+    nfds_t n = 0;
+    int out_i = -1, err_i = -1, in_i = -1;
+    if (!out_eof_ && out_buf_.size() <= max_line_) {
+      out_i = static_cast<int>(n);
+      p[n++] = {out_.get(), POLLIN, 0};
+    }
+    if (!err_eof_) {
+      err_i = static_cast<int>(n);
+      p[n++] = {err_.get(), POLLIN, 0};
+    }
+    if (want_write) {
+      in_i = static_cast<int>(n);
+      p[n++] = {in_.get(), POLLOUT, 0};
+    }
+    if (until_any_event) {
+      if (pidfd_.get() >= 0) {
+        p[n++] = {pidfd_.get(), POLLIN, 0};
+      } else {
+        until = std::min(until, Clock::now() + std::chrono::milliseconds(20));
+      }
+    }
+    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(until - Clock::now());
+    if (left.count() <= 0) {
+      return Status::Unavailable(until >= deadline_ ? "sandbox wall timeout exceeded"
+                                                    : "timed out waiting for the sandbox");
+    }
+    int r = ::poll(p, n, static_cast<int>(std::min<int64_t>(left.count() + 1, 60000)));
+    if (r < 0 && errno != EINTR) return Errno("poll");
+    if (r <= 0) return Status::Ok();  // the caller re-checks its deadline
+    if (out_i >= 0 && p[out_i].revents != 0) {
+      Drain(out_.get(), out_buf_, max_line_ + 1, /*drop_excess=*/false, out_eof_);
+    }
+    if (err_i >= 0 && p[err_i].revents != 0) {
+      Drain(err_.get(), err_buf_, max_stderr_, /*drop_excess=*/true, err_eof_);
+    }
+    if (in_i >= 0 && (p[in_i].revents & (POLLERR | POLLHUP)) != 0) {
+      return Status::Unavailable("sandbox stdin closed");
+    }
+    return Status::Ok();
+  }
+
+  // Reads what is available. Once `buf` holds `cap` bytes: with drop_excess, reads and
+  // discards the rest (stderr must never block the sandbox); without, stops reading.
+  static void Drain(int fd, std::string& buf, size_t cap, bool drop_excess, bool& eof) {
+    char chunk[16384];
+    while (drop_excess || buf.size() < cap) {
+      const ssize_t r = ::read(fd, chunk, sizeof chunk);
+      if (r > 0) {
+        const size_t keep = std::min(static_cast<size_t>(r), cap - std::min(cap, buf.size()));
+        buf.append(chunk, keep);
+        continue;
+      }
+      if (r < 0 && errno == EINTR) continue;
+      if (r == 0 || (errno != EAGAIN && errno != EWOULDBLOCK)) eof = true;
+      return;
+    }
+  }
+
+  const pid_t pid_;
+  Fd pidfd_, in_, out_, err_;
+  const Clock::time_point deadline_;
+  const size_t max_line_, max_stderr_;
+  std::string out_buf_, err_buf_;
+  bool out_eof_ = false, err_eof_ = false;
+  bool reaped_ = false;
+  int wstatus_ = 0;
+};
+
+class BwrapRunner final : public SandboxRunner {
+ public:
+  explicit BwrapRunner(BwrapOptions options) : options_(std::move(options)) {}
+
+  StatusOr<std::unique_ptr<SandboxProcess>> Start(const SandboxSpec& spec) override {
+    TOANI_ASSIGN_OR_RETURN(std::vector<std::string> args, BuildBwrapArgv(options_, spec));
+    std::vector<char*> argv;
+    for (std::string& s : args) argv.push_back(s.data());
+    argv.push_back(nullptr);
+    const bool drop = options_.drop_root && ::geteuid() == 0;
+    const auto wall_s = (spec.wall_timeout.count() + 999) / 1000;
+    const auto cpu_seconds = static_cast<rlim_t>(wall_s + 1);
+
+    int in[2], out[2], err[2];
+    if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, in) != 0) return Errno("socketpair");
+    Fd in_parent(in[0]), in_child(in[1]);
+    if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, out) != 0) return Errno("socketpair");
+    Fd out_parent(out[0]), out_child(out[1]);
+    if (::pipe2(err, O_CLOEXEC) != 0) return Errno("pipe2");
+    Fd err_parent(err[0]), err_child(err[1]);
+    // One direction each: the sandbox cannot read its stdout back or write into stdin.
+    ::shutdown(in_parent.get(), SHUT_RD);
+    ::shutdown(out_parent.get(), SHUT_WR);
+
+    const pid_t parent = ::getpid();
+    const pid_t pid = ::fork();
+    if (pid < 0) return Errno("fork");
+    if (pid == 0) {
+      ExecChild(parent, in_child.get(), out_child.get(), err_child.get(), spec, options_, drop,
+                cpu_seconds, argv.data());
+    }
+    ::setpgid(pid, pid);  // also done in the child; whichever runs first wins
+    in_child.Reset();
+    out_child.Reset();
+    err_child.Reset();
+    SetNonBlocking(in_parent.get());
+    SetNonBlocking(out_parent.get());
+    SetNonBlocking(err_parent.get());
+    Fd pidfd(static_cast<int>(::syscall(SYS_pidfd_open, pid, 0)));  // -1 on old kernels
+    return std::unique_ptr<SandboxProcess>(
+        std::make_unique<BwrapProcess>(pid, std::move(pidfd), std::move(in_parent),
+                                       std::move(out_parent), std::move(err_parent), spec));
+  }
+
+ private:
+  const BwrapOptions options_;
+};
+
+}  // namespace
+
+std::unique_ptr<SandboxRunner> MakeBwrapRunner(BwrapOptions options) {
+  return std::make_unique<BwrapRunner>(std::move(options));
+}
+
+std::unique_ptr<SandboxRunner> MakeBwrapRunner(std::string bwrap_path) {
+  BwrapOptions options;
+  options.bwrap_path = std::move(bwrap_path);
+  return MakeBwrapRunner(std::move(options));
+}
+
+}  // namespace toani

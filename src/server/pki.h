@@ -1,0 +1,66 @@
+// Development PKI: a per-tenant CA plus server, admin and agent certificates, built
+// with OpenSSL 3 (EC P-256 keys, SHA-256 signatures, X.509 v3 extensions). Meant for
+// `toani server --dev` and tests; production deployments bring their own CA.
+//
+// Identities follow DESIGN.md §10: client certificates carry one SPIFFE-style URI SAN,
+// spiffe://<tenant>/user/<name> or spiffe://<tenant>/agent/<name>.
+//
+// All functions are thread-compatible (no shared state) but EnsureDevPki must not run
+// concurrently on the same directory from two processes.
+#pragma once
+
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "common/status.h"
+
+namespace toani {
+
+// Absolute or caller-relative paths (dir joined with fixed file names) of the dev PKI.
+struct DevPkiPaths {
+  std::string dir;
+  std::string ca_cert, ca_key;          // ca.pem, ca-key.pem
+  std::string server_cert, server_key;  // server.pem, server-key.pem
+  std::string admin_cert, admin_key;    // admin.pem, admin-key.pem
+  std::string agent_cert, agent_key;    // agent.pem, agent-key.pem
+};
+
+// Creates `pki_dir` (mode 0700, parents as needed) and whatever of the PKI is missing:
+//   CA      CN "toani dev CA <tenant>", basicConstraints CA:TRUE (critical),
+//           keyUsage keyCertSign,cRLSign (critical), valid 10 years.
+//   server  CN localhost, SAN DNS:localhost IP:127.0.0.1 IP:::1, EKU serverAuth.
+//   admin   CN admin, SAN URI:spiffe://<tenant>/user/admin, EKU clientAuth.
+//   agent   CN demo-agent, SAN URI:spiffe://<tenant>/agent/demo-agent, EKU clientAuth.
+// Leaves are valid 1 year; every serial is 128 random bits. Keys are PKCS#8 PEM, mode
+// 0600; certificates PEM, mode 0644. Files are written atomically (temp + rename).
+//
+// Idempotent: an existing CA is never replaced. A leaf is re-issued only when its cert
+// or key is missing, it does not verify under the CA, or it has expired.
+// Errors: InvalidArgument for a tenant that is not a SPIFFE trust-domain name
+// ([a-z0-9._-]+); FailedPrecondition when only one of ca.pem / ca-key.pem exists or
+// they do not match; Internal for file-system or OpenSSL failures.
+StatusOr<DevPkiPaths> EnsureDevPki(const std::string& pki_dir, const std::string& tenant);
+
+// Issues a leaf certificate signed by the CA at the given paths, for a fresh P-256 key.
+// EKU is serverAuth when `server_auth`, else clientAuth. `dns_sans` must be host names
+// (letters, digits, '-', '.', optional leading "*."), `ip_sans` IPv4/IPv6 literals.
+// Returns {cert_pem, key_pem}; the key PEM is secret and the caller owns its handling.
+// Errors: InvalidArgument for a bad name or SAN, Internal for unreadable CA files.
+StatusOr<std::pair<std::string, std::string>> IssueLeafPem(const std::string& ca_cert_path,
+                                                           const std::string& ca_key_path,
+                                                           const std::string& common_name,
+                                                           const std::vector<std::string>& dns_sans,
+                                                           const std::vector<std::string>& ip_sans,
+                                                           bool server_auth);
+
+// Issues a client certificate whose only SAN is `uri_san` (e.g.
+// spiffe://acme/agent/billing-bot), EKU clientAuth, valid 1 year. Returns
+// {cert_pem, key_pem}. Errors as IssueLeafPem; InvalidArgument unless `uri_san`
+// starts with "spiffe://".
+StatusOr<std::pair<std::string, std::string>> IssueClientCertPem(const std::string& ca_cert_path,
+                                                                 const std::string& ca_key_path,
+                                                                 const std::string& common_name,
+                                                                 const std::string& uri_san);
+
+}  // namespace toani

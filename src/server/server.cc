@@ -1,0 +1,140 @@
+#include "server/server.h"
+
+#include <signal.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+
+#include "audit/log.h"
+#include "common/log.h"
+#include "keyd/client.h"
+#include "server/api.h"
+#include "server/executor.h"
+#include "server/https_server.h"
+#include "server/pki.h"
+#include "store/store.h"
+
+namespace toani::server {
+namespace {
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+int Fail(const std::string& event, const Status& st) {
+  Log(LogLevel::kError, "server", event, {{"error", st.message()}});
+  std::fprintf(stderr, "toani server: %s\n", st.message().c_str());
+  return 1;
+}
+
+Status WriteFileAtomic(const std::string& path, const std::string& content) {
+  std::string tmp = path + ".tmp";
+  {
+    std::ofstream f(tmp, std::ios::trunc);
+    f << content;
+    if (!f) return Status::Unavailable("cannot write " + tmp);
+  }
+  if (std::rename(tmp.c_str(), path.c_str()) != 0) return Status::Unavailable("cannot rename " + tmp);
+  return Status::Ok();
+}
+
+}  // namespace
+
+int RunServer(const ServerOptions& opts) {
+  if (!opts.dev) {
+    return Fail("start_failed", Status::FailedPrecondition(
+                                    "only --dev mode exists yet (production unseal is issue 3); run: toani server --dev --data DIR"));
+  }
+  if (opts.listen_host != "127.0.0.1" && opts.listen_host != "::1" && opts.listen_host != "localhost") {
+    return Fail("start_failed", Status::InvalidArgument("--dev listens on loopback only (127.0.0.1 or ::1)"));
+  }
+  // Block the shutdown signals before any thread starts, so sigwait gets them.
+  sigset_t sigs;
+  sigemptyset(&sigs);
+  sigaddset(&sigs, SIGINT);
+  sigaddset(&sigs, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &sigs, nullptr);
+  signal(SIGPIPE, SIG_IGN);
+
+  std::error_code ec;
+  fs::create_directories(opts.data_dir, ec);
+  ::chmod(opts.data_dir.c_str(), 0700);
+  const std::string data = fs::absolute(opts.data_dir).string();
+  const std::string tenant = "dev";
+  auto pki = EnsureDevPki(data + "/pki", tenant);
+  if (!pki.ok()) return Fail("pki_failed", pki.status());
+  auto store = store::OpenSqliteStore(data + "/toani.db");
+  if (!store.ok()) return Fail("store_failed", store.status());
+  auto replay = store::OpenSqliteReplayStore(data + "/toani.db", SystemClock());
+  if (!replay.ok()) return Fail("replay_store_failed", replay.status());
+  auto keyd = keyd::KeydProcess::Spawn(opts.bin_dir + "/toani-keyd", data + "/keyd");
+  if (!keyd.ok()) return Fail("keyd_failed", keyd.status());
+  auto keyd_status = (*keyd)->Call({{"op", "status"}});
+  if (!keyd_status.ok()) return Fail("keyd_failed", keyd_status.status());
+  auto audit = audit::AuditLog::Open(store->get(), SystemClock());
+  if (!audit.ok()) return Fail("audit_failed", audit.status());
+
+  // Per-execution directories hold the egress socket the sandbox user (65534)
+  // must reach, so they cannot live under the 0700 data directory.
+  std::string run_tmpl = (fs::temp_directory_path() / "toani-run-XXXXXX").string();
+  if (::mkdtemp(run_tmpl.data()) == nullptr) return Fail("start_failed", Status::Unavailable("cannot create a run directory"));
+  ::chmod(run_tmpl.c_str(), 0711);
+  struct RunDirCleanup {
+    std::string path;
+    ~RunDirCleanup() {
+      std::error_code e;
+      fs::remove_all(path, e);
+    }
+  } run_cleanup{run_tmpl};
+  ExecutorConfig ecfg;
+  ecfg.connector_path = opts.bin_dir + "/toani-connector";
+  ecfg.work_dir = run_tmpl;
+  ecfg.connector_ca_file = pki->ca_cert;
+  // Dev only: *.toani.test names resolve to loopback so local mock targets are
+  // reachable. Every other check of the egress proxy still applies.
+  ecfg.resolver_overrides.push_back({"*.toani.test", "127.0.0.1"});
+  Log(LogLevel::kWarn, "server", "resolver_override_enabled",
+      {{"pattern", "*.toani.test"}, {"address", "127.0.0.1"}, {"why", "--dev"}});
+  auto runner = MakeBwrapRunner();
+  Executor executor(ecfg, store->get(), replay->get(), audit->get(), keyd->get(), runner.get(),
+                    (*keyd_status)["measurement"], SystemClock());
+  ApiDeps deps;
+  deps.store = store->get();
+  deps.audit = audit->get();
+  deps.keyd = keyd->get();
+  deps.executor = &executor;
+  deps.keyd_status = *keyd_status;
+  Api api(deps);
+
+  TlsServerConfig tls{pki->server_cert, pki->server_key, pki->ca_cert, /*require_client_cert=*/true};
+  HttpsServerOptions hopts;
+  hopts.listen_host = opts.listen_host == "localhost" ? "127.0.0.1" : opts.listen_host;
+  hopts.port = opts.port;
+  hopts.max_body_bytes = 256 * 1024;
+  auto https = HttpsServer::Start(tls, hopts, [&api](const HttpRequest& r) {
+    HttpResponse resp = api.Handle(r);
+    Log(LogLevel::kInfo, "http", "request",
+        {{"method", r.method}, {"path", r.path}, {"status", resp.status}, {"peer", r.peer.uri_san}});
+    return resp;
+  });
+  if (!https.ok()) return Fail("listen_failed", https.status());
+  std::string host = hopts.listen_host == "::1" ? "[::1]" : hopts.listen_host;
+  std::string address = "https://" + host + ":" + std::to_string((*https)->port());
+  Status w = WriteFileAtomic(data + "/server.json",
+                             json{{"address", address}, {"pid", ::getpid()}, {"tenant", tenant}}.dump() + "\n");
+  if (!w.ok()) return Fail("start_failed", w);
+  Log(LogLevel::kInfo, "server", "listening",
+      {{"address", address}, {"data", data}, {"audit_size", (*audit)->size()},
+       {"keyd_measurement", (*keyd_status)["measurement"]}, {"attestation", "simulated"}});
+
+  int sig = 0;
+  sigwait(&sigs, &sig);
+  Log(LogLevel::kInfo, "server", "stopping", {{"signal", sig}});
+  (*https)->Stop();
+  fs::remove(data + "/server.json", ec);
+  return 0;
+}
+
+}  // namespace toani::server

@@ -1,0 +1,22 @@
+// `toani server`: wires the store, keyd, audit log, sandbox runner and API
+// together and serves until SIGINT/SIGTERM.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+namespace toani::server {
+
+struct ServerOptions {
+  std::string data_dir;                  // SQLite, dev PKI, keyd state
+  std::string listen_host = "127.0.0.1";
+  uint16_t port = 8443;                  // 0 = any free port (written to DATA/server.json)
+  bool dev = false;
+  std::string bin_dir;                   // where toani-keyd and toani-connector live
+};
+
+// Returns the process exit code. Writes DATA/server.json ({"address","pid"}) once
+// listening, and removes it on shutdown.
+int RunServer(const ServerOptions& opts);
+
+}  // namespace toani::server

@@ -1,0 +1,294 @@
+#include <sqlite3.h>
+
+#include <cstring>
+#include <mutex>
+
+#include "store/store.h"
+
+namespace toani::store {
+namespace {
+
+// Append-only audit: the triggers refuse UPDATE and DELETE even to code that
+// tries (there is no such code path in the store either).
+constexpr const char* kSchema = R"sql(
+PRAGMA journal_mode = WAL;
+PRAGMA synchronous = FULL;
+PRAGMA foreign_keys = ON;
+CREATE TABLE IF NOT EXISTS credentials (
+  tenant TEXT NOT NULL, id TEXT NOT NULL, name TEXT NOT NULL, type TEXT NOT NULL,
+  version INTEGER NOT NULL, blob TEXT NOT NULL, fingerprint TEXT NOT NULL, created_at TEXT NOT NULL,
+  PRIMARY KEY (tenant, id));
+CREATE TABLE IF NOT EXISTS policies (
+  tenant TEXT NOT NULL, policy_id TEXT NOT NULL, version INTEGER NOT NULL,
+  document TEXT NOT NULL, applied_at TEXT NOT NULL,
+  PRIMARY KEY (tenant, policy_id, version));
+CREATE TABLE IF NOT EXISTS audit_log (
+  idx INTEGER PRIMARY KEY, entry TEXT NOT NULL, leaf_hash BLOB NOT NULL);
+CREATE TRIGGER IF NOT EXISTS audit_log_no_update BEFORE UPDATE ON audit_log
+  BEGIN SELECT RAISE(ABORT, 'audit_log is append-only'); END;
+CREATE TRIGGER IF NOT EXISTS audit_log_no_delete BEFORE DELETE ON audit_log
+  BEGIN SELECT RAISE(ABORT, 'audit_log is append-only'); END;
+CREATE TABLE IF NOT EXISTS consumed_tokens (jti TEXT PRIMARY KEY, expires_at INTEGER NOT NULL);
+)sql";
+
+class Db {
+ public:
+  ~Db() {
+    if (db_ != nullptr) sqlite3_close_v2(db_);
+  }
+  Status Open(const std::string& path) {
+    if (sqlite3_open_v2(path.c_str(), &db_, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX,
+                        nullptr) != SQLITE_OK) {
+      return Status::Unavailable("sqlite: cannot open " + path + ": " + (db_ ? sqlite3_errmsg(db_) : "?"));
+    }
+    sqlite3_busy_timeout(db_, 5000);
+    return Exec(kSchema);
+  }
+  Status Exec(const char* sql) {
+    char* err = nullptr;
+    if (sqlite3_exec(db_, sql, nullptr, nullptr, &err) != SQLITE_OK) {
+      std::string m = err ? err : "?";
+      sqlite3_free(err);
+      return Status::Unavailable("sqlite: " + m);
+    }
+    return Status::Ok();
+  }
+  sqlite3* get() { return db_; }
+  std::mutex mu;
+
+ private:
+  sqlite3* db_ = nullptr;
+};
+
+// One prepared statement, finalized on scope exit.
+class Stmt {
+ public:
+  Stmt(sqlite3* db, const char* sql) : db_(db) {
+    if (sqlite3_prepare_v2(db, sql, -1, &s_, nullptr) != SQLITE_OK) s_ = nullptr;
+  }
+  ~Stmt() { sqlite3_finalize(s_); }
+  bool ok() const { return s_ != nullptr; }
+  Stmt& Bind(int i, const std::string& v) {
+    sqlite3_bind_text(s_, i, v.data(), static_cast<int>(v.size()), SQLITE_TRANSIENT);
+    return *this;
+  }
+  Stmt& Bind(int i, int64_t v) {
+    sqlite3_bind_int64(s_, i, v);
+    return *this;
+  }
+  Stmt& BindBlob(int i, const void* p, size_t n) {
+    sqlite3_bind_blob(s_, i, p, static_cast<int>(n), SQLITE_TRANSIENT);
+    return *this;
+  }
+  int Step() { return sqlite3_step(s_); }
+  std::string Text(int i) {
+    const unsigned char* t = sqlite3_column_text(s_, i);
+    return t ? std::string(reinterpret_cast<const char*>(t), static_cast<size_t>(sqlite3_column_bytes(s_, i))) : "";
+  }
+  int64_t Int(int i) { return sqlite3_column_int64(s_, i); }
+  const void* Blob(int i, size_t* n) {
+    *n = static_cast<size_t>(sqlite3_column_bytes(s_, i));
+    return sqlite3_column_blob(s_, i);
+  }
+  std::string Error() const { return sqlite3_errmsg(db_); }
+
+ private:
+  sqlite3* db_;
+  sqlite3_stmt* s_ = nullptr;
+};
+
+Status Prepared(const Stmt& s) { return s.ok() ? Status::Ok() : Status::Internal("sqlite: prepare failed: " + s.Error()); }
+
+class SqliteStore final : public Store {
+ public:
+  explicit SqliteStore(std::unique_ptr<Db> db) : db_(std::move(db)) {}
+
+  Status AddCredential(const CredentialRecord& r) override {
+    std::lock_guard<std::mutex> l(db_->mu);
+    Stmt s(db_->get(),
+           "INSERT INTO credentials(tenant,id,name,type,version,blob,fingerprint,created_at) VALUES(?,?,?,?,?,?,?,?)");
+    TOANI_RETURN_IF_ERROR(Prepared(s));
+    s.Bind(1, r.tenant).Bind(2, r.id).Bind(3, r.name).Bind(4, r.type).Bind(5, r.version).Bind(6, r.blob);
+    s.Bind(7, r.fingerprint).Bind(8, r.created_at);
+    int rc = s.Step();
+    if (rc == SQLITE_CONSTRAINT) return Status::AlreadyExists("credential " + r.id + " already exists");
+    if (rc != SQLITE_DONE) return Status::Unavailable("sqlite: " + s.Error());
+    return Status::Ok();
+  }
+
+  StatusOr<CredentialRecord> GetCredential(const std::string& tenant, const std::string& id) override {
+    std::lock_guard<std::mutex> l(db_->mu);
+    Stmt s(db_->get(),
+           "SELECT tenant,id,name,type,version,blob,fingerprint,created_at FROM credentials WHERE tenant=? AND id=?");
+    TOANI_RETURN_IF_ERROR(Prepared(s));
+    s.Bind(1, tenant).Bind(2, id);
+    int rc = s.Step();
+    if (rc == SQLITE_DONE) return Status::NotFound("credential " + id + " not found");
+    if (rc != SQLITE_ROW) return Status::Unavailable("sqlite: " + s.Error());
+    return Cred(s);
+  }
+
+  StatusOr<std::vector<CredentialRecord>> ListCredentials(const std::string& tenant) override {
+    std::lock_guard<std::mutex> l(db_->mu);
+    Stmt s(db_->get(),
+           "SELECT tenant,id,name,type,version,blob,fingerprint,created_at FROM credentials WHERE tenant=? ORDER BY id");
+    TOANI_RETURN_IF_ERROR(Prepared(s));
+    s.Bind(1, tenant);
+    std::vector<CredentialRecord> out;
+    int rc;
+    while ((rc = s.Step()) == SQLITE_ROW) out.push_back(Cred(s));
+    if (rc != SQLITE_DONE) return Status::Unavailable("sqlite: " + s.Error());
+    return out;
+  }
+
+  StatusOr<int64_t> CountCredentials() override {
+    std::lock_guard<std::mutex> l(db_->mu);
+    Stmt s(db_->get(), "SELECT COUNT(*) FROM credentials");
+    TOANI_RETURN_IF_ERROR(Prepared(s));
+    if (s.Step() != SQLITE_ROW) return Status::Unavailable("sqlite: " + s.Error());
+    return s.Int(0);
+  }
+
+  Status PutPolicy(const PolicyRecord& r) override {
+    std::lock_guard<std::mutex> l(db_->mu);
+    TOANI_RETURN_IF_ERROR(db_->Exec("BEGIN IMMEDIATE"));
+    Status st = PutPolicyLocked(r);
+    TOANI_RETURN_IF_ERROR(db_->Exec(st.ok() ? "COMMIT" : "ROLLBACK"));
+    return st;
+  }
+
+  StatusOr<std::vector<PolicyRecord>> LatestPolicies(const std::string& tenant) override {
+    std::lock_guard<std::mutex> l(db_->mu);
+    Stmt s(db_->get(),
+           "SELECT tenant,policy_id,version,document,applied_at FROM policies p WHERE tenant=? AND version="
+           "(SELECT MAX(version) FROM policies q WHERE q.tenant=p.tenant AND q.policy_id=p.policy_id) ORDER BY policy_id");
+    TOANI_RETURN_IF_ERROR(Prepared(s));
+    s.Bind(1, tenant);
+    std::vector<PolicyRecord> out;
+    int rc;
+    while ((rc = s.Step()) == SQLITE_ROW) out.push_back(Pol(s));
+    if (rc != SQLITE_DONE) return Status::Unavailable("sqlite: " + s.Error());
+    return out;
+  }
+
+  StatusOr<PolicyRecord> GetPolicy(const std::string& tenant, const std::string& id, int64_t version) override {
+    std::lock_guard<std::mutex> l(db_->mu);
+    Stmt s(db_->get(),
+           "SELECT tenant,policy_id,version,document,applied_at FROM policies WHERE tenant=? AND policy_id=? AND version=?");
+    TOANI_RETURN_IF_ERROR(Prepared(s));
+    s.Bind(1, tenant).Bind(2, id).Bind(3, version);
+    int rc = s.Step();
+    if (rc == SQLITE_DONE) return Status::NotFound("policy " + id + " v" + std::to_string(version) + " not found");
+    if (rc != SQLITE_ROW) return Status::Unavailable("sqlite: " + s.Error());
+    return Pol(s);
+  }
+
+  Status AppendAudit(const AuditRow& row) override {
+    std::lock_guard<std::mutex> l(db_->mu);
+    Stmt s(db_->get(), "INSERT INTO audit_log(idx, entry, leaf_hash) VALUES(?,?,?)");
+    TOANI_RETURN_IF_ERROR(Prepared(s));
+    s.Bind(1, static_cast<int64_t>(row.index)).Bind(2, row.entry).BindBlob(3, row.leaf_hash.data(), 32);
+    // synchronous=FULL: the commit of this implicit transaction is fsync'd
+    // before sqlite3_step returns.
+    if (s.Step() != SQLITE_DONE) return Status::Unavailable("audit: append not durable: " + s.Error());
+    return Status::Ok();
+  }
+
+  StatusOr<std::vector<AuditRow>> ReadAudit(uint64_t from, uint64_t to) override {
+    std::lock_guard<std::mutex> l(db_->mu);
+    Stmt s(db_->get(), "SELECT idx, entry, leaf_hash FROM audit_log WHERE idx >= ? AND idx < ? ORDER BY idx");
+    TOANI_RETURN_IF_ERROR(Prepared(s));
+    s.Bind(1, static_cast<int64_t>(from)).Bind(2, static_cast<int64_t>(to));
+    std::vector<AuditRow> out;
+    int rc;
+    while ((rc = s.Step()) == SQLITE_ROW) {
+      AuditRow r;
+      r.index = static_cast<uint64_t>(s.Int(0));
+      r.entry = s.Text(1);
+      size_t n = 0;
+      const void* p = s.Blob(2, &n);
+      if (n != 32) return Status::Internal("audit: corrupt leaf hash at " + std::to_string(r.index));
+      std::memcpy(r.leaf_hash.data(), p, 32);
+      out.push_back(std::move(r));
+    }
+    if (rc != SQLITE_DONE) return Status::Unavailable("sqlite: " + s.Error());
+    return out;
+  }
+
+  StatusOr<uint64_t> AuditSize() override {
+    std::lock_guard<std::mutex> l(db_->mu);
+    Stmt s(db_->get(), "SELECT COUNT(*) FROM audit_log");
+    TOANI_RETURN_IF_ERROR(Prepared(s));
+    if (s.Step() != SQLITE_ROW) return Status::Unavailable("sqlite: " + s.Error());
+    return static_cast<uint64_t>(s.Int(0));
+  }
+
+ private:
+  static CredentialRecord Cred(Stmt& s) {
+    return {s.Text(0), s.Text(1), s.Text(2), s.Text(3), s.Int(4), s.Text(5), s.Text(6), s.Text(7)};
+  }
+  static PolicyRecord Pol(Stmt& s) { return {s.Text(0), s.Text(1), s.Int(2), s.Text(3), s.Text(4)}; }
+
+  Status PutPolicyLocked(const PolicyRecord& r) {
+    Stmt q(db_->get(), "SELECT COALESCE(MAX(version), 0) FROM policies WHERE tenant=? AND policy_id=?");
+    TOANI_RETURN_IF_ERROR(Prepared(q));
+    q.Bind(1, r.tenant).Bind(2, r.policy_id);
+    if (q.Step() != SQLITE_ROW) return Status::Unavailable("sqlite: " + q.Error());
+    int64_t current = q.Int(0);
+    if (r.version <= current) {
+      return Status::FailedPrecondition("policy " + r.policy_id + " version " + std::to_string(r.version) +
+                                        " is not newer than stored version " + std::to_string(current));
+    }
+    Stmt s(db_->get(), "INSERT INTO policies(tenant,policy_id,version,document,applied_at) VALUES(?,?,?,?,?)");
+    TOANI_RETURN_IF_ERROR(Prepared(s));
+    s.Bind(1, r.tenant).Bind(2, r.policy_id).Bind(3, r.version).Bind(4, r.document).Bind(5, r.applied_at);
+    if (s.Step() != SQLITE_DONE) return Status::Unavailable("sqlite: " + s.Error());
+    return Status::Ok();
+  }
+
+  std::unique_ptr<Db> db_;
+};
+
+class SqliteReplayStore final : public ReplayStore {
+ public:
+  SqliteReplayStore(std::unique_ptr<Db> db, Clock clock) : db_(std::move(db)), clock_(std::move(clock)) {}
+
+  Status ConsumeOnce(const std::string& jti, SysTime expires_at) override {
+    std::lock_guard<std::mutex> l(db_->mu);
+    // Expired rows can go: a token past exp is refused by verification anyway.
+    {
+      Stmt gc(db_->get(), "DELETE FROM consumed_tokens WHERE expires_at < ?");
+      if (gc.ok()) {
+        gc.Bind(1, UnixSeconds(clock_()) - 60);
+        gc.Step();
+      }
+    }
+    Stmt s(db_->get(), "INSERT INTO consumed_tokens(jti, expires_at) VALUES(?, ?)");
+    TOANI_RETURN_IF_ERROR(Prepared(s));
+    s.Bind(1, jti).Bind(2, UnixSeconds(expires_at));
+    int rc = s.Step();
+    if (rc == SQLITE_CONSTRAINT) return Status::AlreadyExists("token already used");
+    if (rc != SQLITE_DONE) return Status::Unavailable("replay store: " + s.Error());
+    return Status::Ok();
+  }
+
+ private:
+  std::unique_ptr<Db> db_;
+  Clock clock_;
+};
+
+}  // namespace
+
+StatusOr<std::unique_ptr<Store>> OpenSqliteStore(const std::string& path) {
+  auto db = std::make_unique<Db>();
+  TOANI_RETURN_IF_ERROR(db->Open(path));
+  return std::unique_ptr<Store>(new SqliteStore(std::move(db)));
+}
+
+StatusOr<std::unique_ptr<ReplayStore>> OpenSqliteReplayStore(const std::string& path, Clock clock) {
+  auto db = std::make_unique<Db>();
+  TOANI_RETURN_IF_ERROR(db->Open(path));
+  return std::unique_ptr<ReplayStore>(new SqliteReplayStore(std::move(db), std::move(clock)));
+}
+
+}  // namespace toani::store
