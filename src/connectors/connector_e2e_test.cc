@@ -7,6 +7,7 @@
 #include <openssl/ssl.h>
 #include <poll.h>
 #include <sodium.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -25,6 +26,13 @@
 
 namespace toani {
 namespace {
+
+// ASan reserves terabytes of shadow address space, which RLIMIT_AS forbids.
+#if defined(__SANITIZE_ADDRESS__)
+constexpr bool kSanitized = true;
+#else
+constexpr bool kSanitized = false;
+#endif
 
 using nlohmann::json;
 using std::chrono::milliseconds;
@@ -162,6 +170,7 @@ class ConnectorE2ETest : public ::testing::Test {
     spec.egress_socket_host_path = proxy_->socket_path();
     spec.ro_binds = {{dir_ + "/cert.pem", "/run/toani/ca.pem"}};
     spec.wall_timeout = milliseconds(20000);
+    if (kSanitized) spec.address_space_bytes = RLIM_INFINITY;  // shadow memory
     auto proc = MakeBwrapRunner()->Start(spec);
     EXPECT_TRUE(proc.ok()) << proc.status().ToString();
     if (!proc.ok()) return run;

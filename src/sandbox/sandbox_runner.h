@@ -38,7 +38,8 @@ struct SandboxSpec {
   std::chrono::milliseconds wall_timeout{15000};
   // Size cap of the writable /tmp tmpfs (also RLIMIT_FSIZE). Default 16 MiB.
   uint64_t tmpfs_bytes = 16 << 20;
-  // RLIMIT_AS of bwrap and the connector. Default 1 GiB.
+  // RLIMIT_AS of bwrap and the connector; RLIM_INFINITY for none (sanitizer builds).
+  // Default 1 GiB.
   uint64_t address_space_bytes = 1ull << 30;
   // RLIMIT_NPROC; counts all processes of the host uid the sandbox runs as. Default 256.
   uint64_t max_processes = 256;

@@ -114,8 +114,8 @@ TEST_F(DemoFlowTest, TokenIsBoundToItsParametersAndAgent) {
                                      {"request", {{"url", "https://target.toani.test:9/x/{{n}}"}}},
                                      {"params", {{"type", "object"}, {"properties", {{"n", {{"type", "integer"}}}}}}},
                                      {"egress", {{{"host", "target.toani.test"}, {"port", 9}}}}}}}}};
-  server_.CallJson("admin", "POST", "/v1/policies", policy, &st);
-  ASSERT_EQ(st, 201);
+  auto applied = server_.CallJson("admin", "POST", "/v1/policies", policy, &st);
+  ASSERT_EQ(st, 201) << (applied.ok() ? applied->dump() : applied.status().ToString());
   auto auth = server_.CallJson("agent", "POST", "/v1/authorize", {{"action", "a"}, {"params", {{"n", 1}}}}, &st);
   ASSERT_EQ(st, 200) << auth->dump();
   std::string token = (*auth)["token"];
