@@ -1,17 +1,24 @@
-// AuditLog: the append-only, hash-chained, Merkle-rooted event log
-// (docs/formats.md §5). Every append is durable before Append returns OK;
-// a failed append is reported so the caller can refuse the step (fail closed).
+// AuditLog: the append-only, hash-chained, keyd-signed, Merkle-rooted event log
+// (docs/audit-format.md). Every append is durable before Append returns OK; concurrent
+// appends are group-committed (one keyd call, one fsync'd transaction per batch). A
+// failed append is reported so the caller can refuse the step (fail closed).
 #pragma once
 
+#include <condition_variable>
+#include <deque>
 #include <memory>
 #include <mutex>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <string>
+#include <vector>
 
 #include "audit/merkle.h"
+#include "audit/signer.h"
+#include "audit/tiles.h"
 #include "common/status.h"
 #include "common/time.h"
-#include "store/store.h"
+#include "store/audit_store.h"
 
 namespace toani::audit {
 
@@ -21,26 +28,64 @@ struct AppendResult {
   std::string root_hex;
 };
 
+struct AuditLogOptions {
+  Clock clock = SystemClock();
+  // Added to every entry that has no "tee" ({"measurement", "simulated"}); default none.
+  nlohmann::json tee;
+  size_t max_batch = 512;  // entries per group commit (keyd accepts up to 1024)
+  bool verify_signatures_on_open = true;
+};
+
 class AuditLog {
  public:
-  // Rebuilds the running tree from the stored entries and checks the chain:
-  // every stored leaf hash must match its entry and every `prev` its
-  // predecessor, or Open fails (a tampered log is not extended).
-  static StatusOr<std::unique_ptr<AuditLog>> Open(store::Store* store, Clock clock);
+  // Re-reads the whole log and refuses (Internal, saying where) one that does not check
+  // out: a gap, a non-canonical or wrongly signed entry, a wrong leaf hash, a broken
+  // `prev` chain, or a stored tile that differs from the tile recomputed from the entries.
+  static StatusOr<std::unique_ptr<AuditLog>> Open(store::AuditStore* store, AuditSigner* signer,
+                                                  AuditLogOptions opts);
 
-  // Adds v, index, time and prev to `fields`, canonicalises, stores. Thread-safe.
+  // Adds v, index, time, tee, prev, sig (keyd replaces a "user" field by "user_ref") and
+  // appends durably. Unavailable when the store or keyd fails, or the log is faulted.
   StatusOr<AppendResult> Append(nlohmann::json fields);
 
   uint64_t size() const;
   std::string RootHex() const;
+  const VerifierKey& key() const { return signer_->key(); }
+
+  // The signed checkpoint note for the current size (re-signed only when the size changed).
+  StatusOr<std::string> Checkpoint();
+  StatusOr<Hash> RootAt(uint64_t size) const;
+  StatusOr<std::vector<Hash>> InclusionProof(uint64_t index, uint64_t size) const;
+  StatusOr<std::vector<Hash>> ConsistencyProof(uint64_t size1, uint64_t size2) const;
+  // C2SP tlog-tiles resources for the current tree: hash tiles and entry bundles.
+  StatusOr<std::string> Tile(const TileRef& ref) const;
+  StatusOr<std::vector<std::string>> Entries(uint64_t from, uint64_t to) const;
+
+  // Marks the log unusable (e.g. rolled back or forked relative to a witness): every
+  // later Append fails. Fault() says why; nullopt while healthy.
+  void SetFault(std::string reason);
+  std::optional<std::string> Fault() const;
 
  private:
-  AuditLog(store::Store* store, Clock clock) : store_(store), clock_(std::move(clock)) {}
-  store::Store* store_;
-  Clock clock_;
+  struct Pending;
+  AuditLog(store::AuditStore* store, AuditSigner* signer, AuditLogOptions opts)
+      : store_(store), signer_(signer), opts_(std::move(opts)) {}
+  void CommitBatch(std::vector<Pending*> batch, uint64_t base, Hash prev);
+
+  store::AuditStore* store_;
+  AuditSigner* signer_;
+  AuditLogOptions opts_;
   mutable std::mutex mu_;
-  CompactRange tree_;
+  std::condition_variable cv_;
+  std::deque<Pending*> queue_;
+  bool leader_active_ = false;
+  CompactRange range_;
+  TreeHashes hashes_;
   Hash last_leaf_{};
+  std::optional<std::string> fault_;
+  std::mutex checkpoint_mu_;  // serialises signing so sizes reach keyd in order
+  uint64_t checkpoint_size_ = UINT64_MAX;
+  std::string checkpoint_;
 };
 
 }  // namespace toani::audit

@@ -16,29 +16,37 @@ StatusOr<ApiClient> ApiClient::Connect(const std::string& data_dir, std::string 
   if (address.empty()) {
     std::ifstream f(data_dir + "/server.json");
     if (!f) {
-      return Status::Unavailable("no server address: set TOANI_ADDR or start `toani server --dev --data " + data_dir +
-                                 "` (it writes " + data_dir + "/server.json)");
+      return Status::Unavailable(
+          "no server address: set TOANI_ADDR or start `toani server --dev --data " + data_dir +
+          "` (it writes " + data_dir + "/server.json)");
     }
     auto j = json::parse(f, nullptr, false);
-    if (j.is_discarded() || !j.contains("address")) return Status::Unavailable(data_dir + "/server.json is malformed");
+    if (j.is_discarded() || !j.contains("address"))
+      return Status::Unavailable(data_dir + "/server.json is malformed");
     address = j["address"];
   }
   while (!address.empty() && address.back() == '/') address.pop_back();
-  if (address.rfind("https://", 0) != 0) return Status::InvalidArgument("server address must be https://HOST:PORT");
+  if (address.rfind("https://", 0) != 0)
+    return Status::InvalidArgument("server address must be https://HOST:PORT");
   std::ifstream ca(data_dir + "/pki/ca.pem");
-  if (!ca) return Status::FailedPrecondition("no dev certificates under " + data_dir + "/pki (is --data right?)");
+  if (!ca)
+    return Status::FailedPrecondition("no dev certificates under " + data_dir +
+                                      "/pki (is --data right?)");
   ApiClient c;
   c.address_ = address;
   c.data_dir_ = data_dir;
   return c;
 }
 
-StatusOr<ApiReply> ApiClient::Call(As as, const std::string& method, const std::string& path, const json& body) const {
+StatusOr<ApiReply> ApiClient::Call(As as, const std::string& method, const std::string& path,
+                                   const json& body) const {
   const std::string who = as == As::kAdmin ? "admin" : "agent";
-  ClientTls tls{data_dir_ + "/pki/ca.pem", data_dir_ + "/pki/" + who + ".pem", data_dir_ + "/pki/" + who + "-key.pem"};
+  ClientTls tls{data_dir_ + "/pki/ca.pem", data_dir_ + "/pki/" + who + ".pem",
+                data_dir_ + "/pki/" + who + "-key.pem"};
   std::string payload = body.is_null() ? "" : body.dump();
-  TOANI_ASSIGN_OR_RETURN(ClientResponse r,
-                         HttpsCall(method, address_ + path, payload, body.is_null() ? "" : "application/json", tls));
+  TOANI_ASSIGN_OR_RETURN(
+      ClientResponse r,
+      HttpsCall(method, address_ + path, payload, body.is_null() ? "" : "application/json", tls));
   ApiReply out;
   out.status = r.status;
   out.body = json::parse(r.body, nullptr, false);

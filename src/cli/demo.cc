@@ -27,8 +27,14 @@ namespace {
 using nlohmann::json;
 namespace fs = std::filesystem;
 
-void Step(const char* what) { std::printf("\n==> %s\n", what); std::fflush(stdout); }
-void Ok(const std::string& what) { std::printf("    ok: %s\n", what.c_str()); std::fflush(stdout); }
+void Step(const char* what) {
+  std::printf("\n==> %s\n", what);
+  std::fflush(stdout);
+}
+void Ok(const std::string& what) {
+  std::printf("    ok: %s\n", what.c_str());
+  std::fflush(stdout);
+}
 int Failed(const std::string& what) {
   std::printf("    FAILED: %s\n", what.c_str());
   std::fflush(stdout);
@@ -63,8 +69,8 @@ StatusOr<std::string> StartOwnServer(const DemoOptions& o, OwnServer* srv) {
       ::dup2(fileno(log), 2);
       ::dup2(fileno(log), 1);
     }
-    ::execl(o.self_path.c_str(), o.self_path.c_str(), "server", "--dev", "--data", o.data_dir.c_str(), "--listen",
-            "127.0.0.1:0", static_cast<char*>(nullptr));
+    ::execl(o.self_path.c_str(), o.self_path.c_str(), "server", "--dev", "--data",
+            o.data_dir.c_str(), "--listen", "127.0.0.1:0", static_cast<char*>(nullptr));
     ::_exit(127);
   }
   srv->pid = pid;
@@ -124,7 +130,8 @@ int RunDemo(const DemoOptions& o) {
     secret = SecretBytes::Copy(RandomDemoSecret());
   }
   const std::string pki = o.data_dir + "/pki";
-  auto leaf = IssueLeafPem(pki + "/ca.pem", pki + "/ca-key.pem", "mock.toani.test", {"mock.toani.test"}, {}, true);
+  auto leaf = IssueLeafPem(pki + "/ca.pem", pki + "/ca-key.pem", "mock.toani.test",
+                           {"mock.toani.test"}, {}, true);
   if (!leaf.ok()) return Failed("cannot issue the mock's certificate: " + leaf.status().message());
   const std::string mock_dir = o.data_dir + "/demo";
   fs::create_directories(mock_dir);
@@ -138,49 +145,59 @@ int RunDemo(const DemoOptions& o) {
   const std::string expected = "Bearer " + std::string(secret.UnsafeView());
   HttpsServerOptions mo;
   mo.threads = 2;
-  auto mock = HttpsServer::Start({mock_dir + "/mock.pem", mock_dir + "/mock-key.pem", "", false}, mo,
-                                 [&](const HttpRequest& r) {
-                                   HttpResponse resp;
-                                   if (r.Header("authorization") != expected) {
-                                     ++refused_hits;
-                                     resp.status = 401;
-                                     resp.body = R"({"error":"missing or wrong credential"})";
-                                     return resp;
-                                   }
-                                   ++authorized_hits;
-                                   const std::string prefix = "/v1/accounts/";
-                                   std::string acct = r.path.substr(0, prefix.size()) == prefix
-                                                          ? r.path.substr(prefix.size(), r.path.find('/', prefix.size()) - prefix.size())
-                                                          : "?";
-                                   auto cur = r.query.find("currency");
-                                   resp.body = json{{"account", acct},
-                                                    {"balance", "1234.56"},
-                                                    {"currency", cur == r.query.end() ? "EUR" : cur->second},
-                                                    {"as_of", "2026-11-21"}}
-                                                   .dump();
-                                   return resp;
-                                 });
+  auto mock = HttpsServer::Start(
+      {mock_dir + "/mock.pem", mock_dir + "/mock-key.pem", "", false}, mo,
+      [&](const HttpRequest& r) {
+        HttpResponse resp;
+        if (r.Header("authorization") != expected) {
+          ++refused_hits;
+          resp.status = 401;
+          resp.body = R"({"error":"missing or wrong credential"})";
+          return resp;
+        }
+        ++authorized_hits;
+        const std::string prefix = "/v1/accounts/";
+        std::string acct =
+            r.path.substr(0, prefix.size()) == prefix
+                ? r.path.substr(prefix.size(), r.path.find('/', prefix.size()) - prefix.size())
+                : "?";
+        auto cur = r.query.find("currency");
+        resp.body = json{{"account", acct},
+                         {"balance", "1234.56"},
+                         {"currency", cur == r.query.end() ? "EUR" : cur->second},
+                         {"as_of", "2026-11-21"}}
+                        .dump();
+        return resp;
+      });
   if (!mock.ok()) return Failed("mock target: " + mock.status().message());
   const uint16_t mock_port = (*mock)->port();
-  Ok("mock bank listening on 127.0.0.1:" + std::to_string(mock_port) + " as mock.toani.test (dev resolver override)");
+  Ok("mock bank listening on 127.0.0.1:" + std::to_string(mock_port) +
+     " as mock.toani.test (dev resolver override)");
 
   Step("3. store the credential (sealed to keyd on this side; the server relays ciphertext only)");
   auto keyd = client->Call(As::kAdmin, "GET", "/v1/keyd");
-  if (!keyd.ok() || keyd->status != 200) return Failed("GET /v1/keyd: " + (keyd.ok() ? ProblemText(*keyd) : keyd.status().message()));
+  if (!keyd.ok() || keyd->status != 200)
+    return Failed("GET /v1/keyd: " + (keyd.ok() ? ProblemText(*keyd) : keyd.status().message()));
   auto intake = Base64UrlDecodeStrict(keyd->body.value("intake_public_key", ""));
-  if (!intake.ok() || intake->size() != crypto_box_PUBLICKEYBYTES) return Failed("keyd intake key is malformed");
-  Ok("keyd measurement " + keyd->body.value("measurement", "").substr(0, 16) + "… (simulated attestation)");
+  if (!intake.ok() || intake->size() != crypto_box_PUBLICKEYBYTES)
+    return Failed("keyd intake key is malformed");
+  Ok("keyd measurement " + keyd->body.value("measurement", "").substr(0, 16) +
+     "… (simulated attestation)");
   Bytes sealed(secret.size() + crypto_box_SEALBYTES);
   crypto_box_seal(sealed.data(), secret.UnsafeBytes().data(), secret.size(), intake->data());
-  auto cred = client->Call(As::kAdmin, "POST", "/v1/credentials",
-                           {{"name", "demo-bank-api-key"}, {"type", "api_key"}, {"sealed", Base64UrlEncode(sealed)}});
-  if (!cred.ok() || cred->status != 201) return Failed("add credential: " + (cred.ok() ? ProblemText(*cred) : cred.status().message()));
+  auto cred = client->Call(
+      As::kAdmin, "POST", "/v1/credentials",
+      {{"name", "demo-bank-api-key"}, {"type", "api_key"}, {"sealed", Base64UrlEncode(sealed)}});
+  if (!cred.ok() || cred->status != 201)
+    return Failed("add credential: " + (cred.ok() ? ProblemText(*cred) : cred.status().message()));
   const std::string cred_id = cred->body["id"];
-  Ok("credential " + cred_id + " stored, fingerprint " + cred->body.value("fingerprint", "").substr(0, 28) + "…");
+  Ok("credential " + cred_id + " stored, fingerprint " +
+     cred->body.value("fingerprint", "").substr(0, 28) + "…");
 
   Step("4. apply a policy: demo-agent may read balances of 4-12 digit accounts");
   const int64_t version = std::chrono::duration_cast<std::chrono::seconds>(
-                              std::chrono::system_clock::now().time_since_epoch()).count();
+                              std::chrono::system_clock::now().time_since_epoch())
+                              .count();
   json policy = {
       {"policy_id", "demo-bank"},
       {"version", version},
@@ -192,7 +209,8 @@ int RunDemo(const DemoOptions& o) {
           {"inject", {{"kind", "header"}, {"name", "Authorization"}, {"prefix", "Bearer "}}},
           {"request",
            {{"method", "GET"},
-            {"url", "https://mock.toani.test:" + std::to_string(mock_port) + "/v1/accounts/{{account}}/balance"},
+            {"url", "https://mock.toani.test:" + std::to_string(mock_port) +
+                        "/v1/accounts/{{account}}/balance"},
             {"query", {{"currency", "{{currency}}"}}},
             {"headers", {{"Accept", "application/json"}}}}},
           {"params",
@@ -206,25 +224,33 @@ int RunDemo(const DemoOptions& o) {
           {"risk_tier", "low"},
           {"token_ttl_seconds", 300}}}}}};
   auto applied = client->Call(As::kAdmin, "POST", "/v1/policies", policy);
-  if (!applied.ok() || applied->status != 201) return Failed("apply policy: " + (applied.ok() ? ProblemText(*applied) : applied.status().message()));
+  if (!applied.ok() || applied->status != 201)
+    return Failed("apply policy: " +
+                  (applied.ok() ? ProblemText(*applied) : applied.status().message()));
   Ok("policy demo-bank v" + std::to_string(version) + " applied");
 
   Step("5. the agent asks to act: policy check -> single-use Action Token");
   json params = {{"account", "12345678"}, {"currency", "EUR"}};
-  auto auth = client->Call(As::kAgent, "POST", "/v1/authorize", {{"action", "bank.get_balance"}, {"params", params}});
-  if (!auth.ok() || auth->status != 200) return Failed("authorize: " + (auth.ok() ? ProblemText(*auth) : auth.status().message()));
+  auto auth = client->Call(As::kAgent, "POST", "/v1/authorize",
+                           {{"action", "bank.get_balance"}, {"params", params}});
+  if (!auth.ok() || auth->status != 200)
+    return Failed("authorize: " + (auth.ok() ? ProblemText(*auth) : auth.status().message()));
   const std::string token = auth->body["token"];
-  Ok("allowed (" + auth->body.value("reason", "") + "); token " + token.substr(0, 24) + "… expires " +
-     auth->body.value("expires_at", ""));
+  Ok("allowed (" + auth->body.value("reason", "") + "); token " + token.substr(0, 24) +
+     "… expires " + auth->body.value("expires_at", ""));
 
   Step("6. the agent executes: fresh bwrap sandbox, credential injected inside it");
-  auto exec = client->Call(As::kAgent, "POST", "/v1/executions", {{"token", token}, {"params", params}});
-  if (!exec.ok() || exec->status != 200) return Failed("execute: " + (exec.ok() ? ProblemText(*exec) : exec.status().message()));
-  if (!exec->body.contains("result")) return Failed("execution failed: " + exec->body.value("error", "?"));
+  auto exec =
+      client->Call(As::kAgent, "POST", "/v1/executions", {{"token", token}, {"params", params}});
+  if (!exec.ok() || exec->status != 200)
+    return Failed("execute: " + (exec.ok() ? ProblemText(*exec) : exec.status().message()));
+  if (!exec->body.contains("result"))
+    return Failed("execution failed: " + exec->body.value("error", "?"));
   const json& result = exec->body["result"];
   std::printf("    result:  %s\n", result.dump().c_str());
   std::printf("    receipt: %s\n", exec->body["receipt"].dump(2).c_str());
-  if (result.value("status", 0) != 200 || result.value("body", "").find("1234.56") == std::string::npos) {
+  if (result.value("status", 0) != 200 ||
+      result.value("body", "").find("1234.56") == std::string::npos) {
     return Failed("the target did not answer with the balance");
   }
   if (authorized_hits.load() < 1) return Failed("the mock bank never saw the right credential");
@@ -232,15 +258,18 @@ int RunDemo(const DemoOptions& o) {
      " time(s)); the agent never held it");
 
   Step("7. the same token again is refused (single use)");
-  auto replay = client->Call(As::kAgent, "POST", "/v1/executions", {{"token", token}, {"params", params}});
+  auto replay =
+      client->Call(As::kAgent, "POST", "/v1/executions", {{"token", token}, {"params", params}});
   if (!replay.ok() || replay->status != 409) {
-    return Failed("replay was not refused: " + (replay.ok() ? ProblemText(*replay) : replay.status().message()));
+    return Failed("replay was not refused: " +
+                  (replay.ok() ? ProblemText(*replay) : replay.status().message()));
   }
   Ok("refused: " + ProblemText(*replay));
 
   Step("8. audit log");
   auto root = client->Call(As::kAdmin, "GET", "/v1/audit/root");
-  if (!root.ok() || root->status != 200) return Failed("audit root: " + (root.ok() ? ProblemText(*root) : root.status().message()));
+  if (!root.ok() || root->status != 200)
+    return Failed("audit root: " + (root.ok() ? ProblemText(*root) : root.status().message()));
   std::printf("    audit root: size %s, root %s\n", root->body["size"].dump().c_str(),
               root->body.value("root", "").c_str());
   (*mock)->Stop();

@@ -9,6 +9,7 @@
 #include <fstream>
 #include <iostream>
 
+#include "cli/audit_cmd.h"
 #include "cli/client.h"
 #include "cli/demo.h"
 #include "common/encoding.h"
@@ -47,7 +48,8 @@ toani::StatusOr<ApiClient> Connect(const std::string& data) {
 
 toani::StatusOr<json> ParseJsonArg(const std::string& text, const char* what) {
   auto j = json::parse(text, nullptr, false);
-  if (j.is_discarded()) return toani::Status::InvalidArgument(std::string(what) + " is not valid JSON");
+  if (j.is_discarded())
+    return toani::Status::InvalidArgument(std::string(what) + " is not valid JSON");
   return j;
 }
 
@@ -64,7 +66,8 @@ int main(int argc, char** argv) {
   auto* server = app.add_subcommand("server", "run the server (HTTPS, mTLS) with its keyd");
   bool dev = false;
   std::string listen = "127.0.0.1:8443";
-  server->add_flag("--dev", dev, "development mode: dev root key, dev CA, embedded SQLite")->required();
+  server->add_flag("--dev", dev, "development mode: dev root key, dev CA, embedded SQLite")
+      ->required();
   server->add_option("--data", data, "data directory");
   server->add_option("--listen", listen, "HOST:PORT (port 0 picks a free one)");
 
@@ -81,7 +84,8 @@ int main(int argc, char** argv) {
   std::string name, type = "api_key", from_file;
   cred_add->add_option("--name", name, "display name")->required();
   cred_add->add_option("--type", type, "api_key | oauth_refresh | password");
-  cred_add->add_option("--secret-file", from_file, "read the secret from this file (default: stdin)");
+  cred_add->add_option("--secret-file", from_file,
+                       "read the secret from this file (default: stdin)");
   auto* cred_list = cred->add_subcommand("list", "list credentials (never their values)");
 
   // toani policy apply
@@ -89,7 +93,9 @@ int main(int argc, char** argv) {
   pol->require_subcommand(1);
   auto* pol_apply = pol->add_subcommand("apply", "apply a policy document (JSON)");
   std::string policy_file;
-  pol_apply->add_option("file", policy_file, "policy JSON file")->required()->check(CLI::ExistingFile);
+  pol_apply->add_option("file", policy_file, "policy JSON file")
+      ->required()
+      ->check(CLI::ExistingFile);
 
   // agent side
   auto* authorize = app.add_subcommand("authorize", "ask for an Action Token (as the dev agent)");
@@ -106,8 +112,10 @@ int main(int argc, char** argv) {
   audit->require_subcommand(1);
   auto* audit_root = audit->add_subcommand("root", "print the log size and Merkle root");
   auto* audit_list = audit->add_subcommand("entries", "print audit entries");
+  auto audit_cmds = toani::cli::AddAuditCommands(audit);  // export, verify, prove, ...
 
   CLI11_PARSE(app, argc, argv);
+  if (auto rc = toani::cli::RunAuditCommand(*audit_cmds, data)) return *rc;
 
   if (*server) {
     toani::server::ServerOptions o;
@@ -119,7 +127,8 @@ int main(int argc, char** argv) {
       return 2;
     }
     o.listen_host = listen.substr(0, colon);
-    if (o.listen_host.size() > 2 && o.listen_host.front() == '[') o.listen_host = o.listen_host.substr(1, o.listen_host.size() - 2);
+    if (o.listen_host.size() > 2 && o.listen_host.front() == '[')
+      o.listen_host = o.listen_host.substr(1, o.listen_host.size() - 2);
     try {
       int port = std::stoi(listen.substr(colon + 1));
       if (port < 0 || port > 65535) throw std::out_of_range("port");
@@ -175,9 +184,10 @@ int main(int argc, char** argv) {
     }
     toani::Bytes sealed(plain.size() + crypto_box_SEALBYTES);
     crypto_box_seal(sealed.data(), plain.UnsafeBytes().data(), plain.size(), pk->data());
-    return PrintReply(client->Call(As::kAdmin, "POST", "/v1/credentials",
-                                   {{"name", name}, {"type", type}, {"sealed", toani::Base64UrlEncode(sealed)}}),
-                      201);
+    return PrintReply(
+        client->Call(As::kAdmin, "POST", "/v1/credentials",
+                     {{"name", name}, {"type", type}, {"sealed", toani::Base64UrlEncode(sealed)}}),
+        201);
   }
   if (*cred_list) return PrintReply(client->Call(As::kAdmin, "GET", "/v1/credentials"), 200);
   if (*pol_apply) {
@@ -196,10 +206,14 @@ int main(int argc, char** argv) {
     return 2;
   }
   if (*authorize) {
-    return PrintReply(client->Call(As::kAgent, "POST", "/v1/authorize", {{"action", action}, {"params", *params}}), 200);
+    return PrintReply(client->Call(As::kAgent, "POST", "/v1/authorize",
+                                   {{"action", action}, {"params", *params}}),
+                      200);
   }
   if (*execute) {
-    return PrintReply(client->Call(As::kAgent, "POST", "/v1/executions", {{"token", token}, {"params", *params}}), 200);
+    return PrintReply(
+        client->Call(As::kAgent, "POST", "/v1/executions", {{"token", token}, {"params", *params}}),
+        200);
   }
   if (*audit_root) return PrintReply(client->Call(As::kAdmin, "GET", "/v1/audit/root"), 200);
   if (*audit_list) return PrintReply(client->Call(As::kAdmin, "GET", "/v1/audit/entries"), 200);

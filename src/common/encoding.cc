@@ -35,14 +35,16 @@ StatusOr<Bytes> B64DecodeStrict(std::string_view s, int variant, const char* wha
   Bytes out(s.size() * 3 / 4 + 3);
   size_t len = 0;
   const char* end = nullptr;
-  if (sodium_base642bin(out.data(), out.size(), s.data(), s.size(), nullptr, &len, &end, variant) != 0 ||
+  if (sodium_base642bin(out.data(), out.size(), s.data(), s.size(), nullptr, &len, &end, variant) !=
+          0 ||
       end != s.data() + s.size()) {
     return Status::InvalidArgument(std::string(what) + ": invalid encoding");
   }
   out.resize(len);
   // Canonical form only: re-encoding must give the input back (rejects non-zero
   // trailing bits, which would make two strings decode to one value).
-  if (B64Encode(out, variant) != s) return Status::InvalidArgument(std::string(what) + ": non-canonical encoding");
+  if (B64Encode(out, variant) != s)
+    return Status::InvalidArgument(std::string(what) + ": non-canonical encoding");
   return out;
 }
 }  // namespace
@@ -53,7 +55,9 @@ std::string Base64UrlEncode(std::span<const uint8_t> b) {
 StatusOr<Bytes> Base64UrlDecodeStrict(std::string_view s) {
   return B64DecodeStrict(s, sodium_base64_VARIANT_URLSAFE_NO_PADDING, "base64url");
 }
-std::string Base64Encode(std::span<const uint8_t> b) { return B64Encode(b, sodium_base64_VARIANT_ORIGINAL); }
+std::string Base64Encode(std::span<const uint8_t> b) {
+  return B64Encode(b, sodium_base64_VARIANT_ORIGINAL);
+}
 StatusOr<Bytes> Base64Decode(std::string_view s) {
   return B64DecodeStrict(s, sodium_base64_VARIANT_ORIGINAL, "base64");
 }

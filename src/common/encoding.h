@@ -16,10 +16,11 @@ using Bytes = std::vector<uint8_t>;
 
 std::string HexEncode(std::span<const uint8_t> b);
 StatusOr<Bytes> HexDecode(std::string_view s);
-std::string Base64UrlEncode(std::span<const uint8_t> b);   // no padding
-StatusOr<Bytes> Base64UrlDecodeStrict(std::string_view s);  // refuses padding, bad chars, trailing bits
-std::string Base64Encode(std::span<const uint8_t> b);       // standard, padded
-StatusOr<Bytes> Base64Decode(std::string_view s);           // standard, padded, strict
+std::string Base64UrlEncode(std::span<const uint8_t> b);  // no padding
+StatusOr<Bytes> Base64UrlDecodeStrict(
+    std::string_view s);                               // refuses padding, bad chars, trailing bits
+std::string Base64Encode(std::span<const uint8_t> b);  // standard, padded
+StatusOr<Bytes> Base64Decode(std::string_view s);      // standard, padded, strict
 
 inline std::span<const uint8_t> AsBytes(std::string_view s) {
   return {reinterpret_cast<const uint8_t*>(s.data()), s.size()};

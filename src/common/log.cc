@@ -12,10 +12,14 @@ std::mutex g_mu;
 
 const char* LevelName(LogLevel l) {
   switch (l) {
-    case LogLevel::kDebug: return "debug";
-    case LogLevel::kInfo: return "info";
-    case LogLevel::kWarn: return "warn";
-    case LogLevel::kError: return "error";
+    case LogLevel::kDebug:
+      return "debug";
+    case LogLevel::kInfo:
+      return "info";
+    case LogLevel::kWarn:
+      return "warn";
+    case LogLevel::kError:
+      return "error";
   }
   return "info";
 }
@@ -23,12 +27,13 @@ const char* LevelName(LogLevel l) {
 std::string NowRfc3339() {
   auto now = std::chrono::system_clock::now();
   std::time_t t = std::chrono::system_clock::to_time_t(now);
-  auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(now.time_since_epoch()).count() % 1000;
+  auto ms =
+      std::chrono::duration_cast<std::chrono::milliseconds>(now.time_since_epoch()).count() % 1000;
   std::tm tm{};
   gmtime_r(&t, &tm);
   char buf[80];
-  std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1,
-                tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, static_cast<int>(ms));
+  std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900,
+                tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, static_cast<int>(ms));
   return buf;
 }
 
@@ -53,9 +58,12 @@ std::string ScrubCredentialShapes(std::string_view text) {
   return std::regex_replace(std::string(text), kShapes, "[REDACTED]");
 }
 
-void Log(LogLevel level, std::string_view component, std::string_view event, const nlohmann::json& fields) {
-  nlohmann::json line = {{"ts", NowRfc3339()}, {"level", LevelName(level)},
-                         {"component", component}, {"event", event}};
+void Log(LogLevel level, std::string_view component, std::string_view event,
+         const nlohmann::json& fields) {
+  nlohmann::json line = {{"ts", NowRfc3339()},
+                         {"level", LevelName(level)},
+                         {"component", component},
+                         {"event", event}};
   if (fields.is_object()) {
     for (auto it = fields.begin(); it != fields.end(); ++it) {
       nlohmann::json v = it.value();

@@ -1,16 +1,28 @@
 #include "common/secret.h"
 
 #include <sodium.h>
+#include <sys/mman.h>
 
 #include <cstring>
 #include <new>
-#include <sys/mman.h>
 
 namespace toani {
+namespace {
+SecretAllocator g_alloc;
+}  // namespace
+
+void SetSecretAllocator(SecretAllocator a) { g_alloc = a; }
 
 SecretBytes::SecretBytes(size_t size) : size_(size) {
   if (size == 0) return;
   if (sodium_init() < 0) std::abort();
+  if (g_alloc.alloc != nullptr) {
+    data_ = static_cast<uint8_t*>(g_alloc.alloc(size));
+    if (data_ != nullptr) {
+      std::memset(data_, 0, size);
+      return;
+    }
+  }
   data_ = static_cast<uint8_t*>(sodium_malloc(size));
   if (data_ == nullptr) throw std::bad_alloc();
   madvise(reinterpret_cast<void*>(reinterpret_cast<uintptr_t>(data_) & ~uintptr_t{4095}), 4096,
@@ -25,7 +37,8 @@ SecretBytes SecretBytes::Copy(std::span<const uint8_t> bytes) {
 }
 
 SecretBytes SecretBytes::Copy(std::string_view bytes) {
-  return Copy(std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size()));
+  return Copy(
+      std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size()));
 }
 
 SecretBytes SecretBytes::Random(size_t size) {
@@ -37,7 +50,9 @@ SecretBytes SecretBytes::Random(size_t size) {
 SecretBytes::~SecretBytes() { Release(); }
 
 void SecretBytes::Release() {
-  if (data_ != nullptr) sodium_free(data_);  // sodium_free wipes before unmapping
+  if (data_ != nullptr && !(g_alloc.release != nullptr && g_alloc.release(data_, size_))) {
+    sodium_free(data_);  // sodium_free wipes before unmapping
+  }
   data_ = nullptr;
   size_ = 0;
 }

@@ -38,6 +38,16 @@ class SecretBytes {
   size_t size_ = 0;
 };
 
+// A process may route SecretBytes allocations to a stronger allocator (toani-keyd:
+// memfd_secret memory, see src/keyd/secure_memory.h). `alloc` returns nullptr to fall
+// back to sodium_malloc; `release` wipes and returns true if the pointer was its own.
+// Install once, before any SecretBytes exists; not thread-safe to change.
+struct SecretAllocator {
+  void* (*alloc)(size_t size) = nullptr;
+  bool (*release)(void* p, size_t size) = nullptr;
+};
+void SetSecretAllocator(SecretAllocator a);
+
 // Wipes a non-secret-typed buffer (e.g. a std::string that briefly held plaintext).
 void SecureWipe(void* p, size_t n);
 

@@ -14,28 +14,38 @@ namespace toani {
 
 enum class StatusCode {
   kOk = 0,
-  kInvalidArgument,   // bad input from a caller (HTTP 400)
-  kUnauthenticated,   // no or bad identity (401)
-  kPermissionDenied,  // identity known, not allowed (403)
-  kNotFound,          // 404
-  kAlreadyExists,     // 409 (e.g. a token already consumed)
+  kInvalidArgument,     // bad input from a caller (HTTP 400)
+  kUnauthenticated,     // no or bad identity (401)
+  kPermissionDenied,    // identity known, not allowed (403)
+  kNotFound,            // 404
+  kAlreadyExists,       // 409 (e.g. a token already consumed)
   kFailedPrecondition,  // state does not allow it (409)
-  kPayloadTooLarge,   // 413
-  kUnavailable,       // a dependency is down: fail closed (503)
-  kInternal,          // 500
+  kPayloadTooLarge,     // 413
+  kUnavailable,         // a dependency is down: fail closed (503)
+  kInternal,            // 500
 };
 
 class [[nodiscard]] Status {
  public:
   Status() = default;
   static Status Ok() { return Status(); }
-  static Status InvalidArgument(std::string m) { return {StatusCode::kInvalidArgument, std::move(m)}; }
-  static Status Unauthenticated(std::string m) { return {StatusCode::kUnauthenticated, std::move(m)}; }
-  static Status PermissionDenied(std::string m) { return {StatusCode::kPermissionDenied, std::move(m)}; }
+  static Status InvalidArgument(std::string m) {
+    return {StatusCode::kInvalidArgument, std::move(m)};
+  }
+  static Status Unauthenticated(std::string m) {
+    return {StatusCode::kUnauthenticated, std::move(m)};
+  }
+  static Status PermissionDenied(std::string m) {
+    return {StatusCode::kPermissionDenied, std::move(m)};
+  }
   static Status NotFound(std::string m) { return {StatusCode::kNotFound, std::move(m)}; }
   static Status AlreadyExists(std::string m) { return {StatusCode::kAlreadyExists, std::move(m)}; }
-  static Status FailedPrecondition(std::string m) { return {StatusCode::kFailedPrecondition, std::move(m)}; }
-  static Status PayloadTooLarge(std::string m) { return {StatusCode::kPayloadTooLarge, std::move(m)}; }
+  static Status FailedPrecondition(std::string m) {
+    return {StatusCode::kFailedPrecondition, std::move(m)};
+  }
+  static Status PayloadTooLarge(std::string m) {
+    return {StatusCode::kPayloadTooLarge, std::move(m)};
+  }
   static Status Unavailable(std::string m) { return {StatusCode::kUnavailable, std::move(m)}; }
   static Status Internal(std::string m) { return {StatusCode::kInternal, std::move(m)}; }
 
@@ -55,9 +65,9 @@ const char* StatusCodeName(StatusCode c);
 template <typename T>
 class [[nodiscard]] StatusOr {
  public:
-  StatusOr(T value) : v_(std::move(value)) {}  // NOLINT(google-explicit-constructor)
+  StatusOr(T value) : v_(std::move(value)) {}        // NOLINT(google-explicit-constructor)
   StatusOr(Status status) : v_(std::move(status)) {  // NOLINT(google-explicit-constructor)
-    if (std::get<Status>(v_).ok()) std::abort();  // an OK status carries no value
+    if (std::get<Status>(v_).ok()) std::abort();     // an OK status carries no value
   }
   bool ok() const { return std::holds_alternative<T>(v_); }
   Status status() const { return ok() ? Status::Ok() : std::get<Status>(v_); }
@@ -75,18 +85,18 @@ class [[nodiscard]] StatusOr {
 
 }  // namespace toani
 
-#define TOANI_CHECK(cond)                                                             \
-  do {                                                                                \
-    if (!(cond)) {                                                                    \
+#define TOANI_CHECK(cond)                                                                   \
+  do {                                                                                      \
+    if (!(cond)) {                                                                          \
       std::fprintf(stderr, "TOANI_CHECK failed: %s at %s:%d\n", #cond, __FILE__, __LINE__); \
-      std::abort();                                                                   \
-    }                                                                                 \
+      std::abort();                                                                         \
+    }                                                                                       \
   } while (0)
 
-#define TOANI_RETURN_IF_ERROR(expr)      \
-  do {                                   \
-    ::toani::Status _st = (expr);        \
-    if (!_st.ok()) return _st;           \
+#define TOANI_RETURN_IF_ERROR(expr) \
+  do {                              \
+    ::toani::Status _st = (expr);   \
+    if (!_st.ok()) return _st;      \
   } while (0)
 
 #define TOANI_CONCAT_INNER(a, b) a##b

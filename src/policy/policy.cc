@@ -23,7 +23,8 @@ bool IsName(const std::string& s) {
 
 StatusOr<ActionSpec> ParseAction(const std::string& name, const json& a) {
   const std::string where = "actions." + name;
-  if (!IsName(name)) return Status::InvalidArgument(where + ": action names are [A-Za-z0-9_.-]{1,128}");
+  if (!IsName(name))
+    return Status::InvalidArgument(where + ": action names are [A-Za-z0-9_.-]{1,128}");
   if (!a.is_object()) return Status::InvalidArgument(where + ": must be an object");
   ActionSpec s;
   s.name = name;
@@ -31,24 +32,29 @@ StatusOr<ActionSpec> ParseAction(const std::string& name, const json& a) {
     return Status::InvalidArgument(where + ".agents: a non-empty array of agent names is required");
   }
   for (const auto& ag : a["agents"]) {
-    if (!ag.is_string() || !IsName(ag.get<std::string>())) return Status::InvalidArgument(where + ".agents: bad agent name");
+    if (!ag.is_string() || !IsName(ag.get<std::string>()))
+      return Status::InvalidArgument(where + ".agents: bad agent name");
     s.agents.push_back(ag);
   }
   s.connector = a.value("connector", "");
-  if (s.connector != "http") return Status::InvalidArgument(where + ".connector: only \"http\" exists yet");
+  if (s.connector != "http")
+    return Status::InvalidArgument(where + ".connector: only \"http\" exists yet");
   if (!a.contains("credential") || !a["credential"].is_string()) {
     return Status::InvalidArgument(where + ".credential: a credential id is required");
   }
   s.credential_id = a["credential"];
   if (a.contains("inject")) {
     const json& inj = a["inject"];
-    if (!inj.is_object() || inj.value("kind", "header") != "header" || !inj.contains("name") || !inj["name"].is_string()) {
-      return Status::InvalidArgument(where + ".inject: {\"kind\":\"header\",\"name\":…,\"prefix\":…} expected");
+    if (!inj.is_object() || inj.value("kind", "header") != "header" || !inj.contains("name") ||
+        !inj["name"].is_string()) {
+      return Status::InvalidArgument(
+          where + ".inject: {\"kind\":\"header\",\"name\":…,\"prefix\":…} expected");
     }
     s.inject.name = inj["name"];
     s.inject.prefix = inj.value("prefix", "");
     for (unsigned char c : s.inject.name + s.inject.prefix) {
-      if (c < 0x20 || c == 0x7f) return Status::InvalidArgument(where + ".inject: control character");
+      if (c < 0x20 || c == 0x7f)
+        return Status::InvalidArgument(where + ".inject: control character");
     }
   }
   if (!a.contains("request")) return Status::InvalidArgument(where + ".request is required");
@@ -56,7 +62,8 @@ StatusOr<ActionSpec> ParseAction(const std::string& name, const json& a) {
   Status t = ValidateTemplate(s.request);
   if (!t.ok()) return Status::InvalidArgument(where + "." + t.message());
   s.params = a.value("params", json{{"type", "object"}, {"additionalProperties", false}});
-  if (!s.params.is_object()) return Status::InvalidArgument(where + ".params must be a schema object");
+  if (!s.params.is_object())
+    return Status::InvalidArgument(where + ".params must be a schema object");
   if (!a.contains("egress") || !a["egress"].is_array() || a["egress"].empty()) {
     return Status::InvalidArgument(where + ".egress: a non-empty allow-list is required");
   }
@@ -73,15 +80,19 @@ StatusOr<ActionSpec> ParseAction(const std::string& name, const json& a) {
   if (s.token_ttl_seconds < 1 || s.token_ttl_seconds > 3600) {
     return Status::InvalidArgument(where + ".token_ttl_seconds must be 1..3600");
   }
-  int64_t max_bytes = a.contains("response") ? a["response"].value("max_bytes", int64_t{1 << 20}) : (1 << 20);
-  if (max_bytes < 1 || max_bytes > (16 << 20)) return Status::InvalidArgument(where + ".response.max_bytes must be 1..16 MiB");
+  int64_t max_bytes =
+      a.contains("response") ? a["response"].value("max_bytes", int64_t{1 << 20}) : (1 << 20);
+  if (max_bytes < 1 || max_bytes > (16 << 20))
+    return Status::InvalidArgument(where + ".response.max_bytes must be 1..16 MiB");
   s.max_response_bytes = static_cast<size_t>(max_bytes);
   return s;
 }
 
 bool TypeMatches(const std::string& type, const json& v) {
   if (type == "string") return v.is_string();
-  if (type == "integer") return v.is_number_integer() || (v.is_number_float() && std::floor(v.get<double>()) == v.get<double>());
+  if (type == "integer")
+    return v.is_number_integer() ||
+           (v.is_number_float() && std::floor(v.get<double>()) == v.get<double>());
   if (type == "number") return v.is_number();
   if (type == "boolean") return v.is_boolean();
   if (type == "object") return v.is_object();
@@ -104,13 +115,17 @@ Status Validate(const json& schema, const json& v, const std::string& path) {
   if (schema.contains("const") && schema["const"] != v) return fail("must equal the constant");
   if (v.is_number()) {
     double d = v.get<double>();
-    if (schema.contains("minimum") && d < schema["minimum"].get<double>()) return fail("is below minimum");
-    if (schema.contains("maximum") && d > schema["maximum"].get<double>()) return fail("is above maximum");
+    if (schema.contains("minimum") && d < schema["minimum"].get<double>())
+      return fail("is below minimum");
+    if (schema.contains("maximum") && d > schema["maximum"].get<double>())
+      return fail("is above maximum");
   }
   if (v.is_string()) {
     const std::string& s = v.get_ref<const std::string&>();
-    if (schema.contains("minLength") && s.size() < schema["minLength"].get<size_t>()) return fail("is too short");
-    if (schema.contains("maxLength") && s.size() > schema["maxLength"].get<size_t>()) return fail("is too long");
+    if (schema.contains("minLength") && s.size() < schema["minLength"].get<size_t>())
+      return fail("is too short");
+    if (schema.contains("maxLength") && s.size() > schema["maxLength"].get<size_t>())
+      return fail("is too long");
     if (schema.contains("pattern")) {
       RE2 re(schema["pattern"].get<std::string>(), RE2::Quiet);
       if (!re.ok()) return fail("schema pattern is not valid RE2");
@@ -120,7 +135,8 @@ Status Validate(const json& schema, const json& v, const std::string& path) {
   if (v.is_object()) {
     if (schema.contains("required")) {
       for (const auto& r : schema["required"]) {
-        if (!v.contains(r.get<std::string>())) return fail("'" + r.get<std::string>() + "' is required");
+        if (!v.contains(r.get<std::string>()))
+          return fail("'" + r.get<std::string>() + "' is required");
       }
     }
     const json props = schema.value("properties", json::object());
@@ -133,7 +149,8 @@ Status Validate(const json& schema, const json& v, const std::string& path) {
     }
   }
   if (v.is_array() && schema.contains("items")) {
-    if (schema.contains("maxItems") && v.size() > schema["maxItems"].get<size_t>()) return fail("has too many items");
+    if (schema.contains("maxItems") && v.size() > schema["maxItems"].get<size_t>())
+      return fail("has too many items");
     for (size_t i = 0; i < v.size(); ++i) {
       TOANI_RETURN_IF_ERROR(Validate(schema["items"], v[i], path + "[" + std::to_string(i) + "]"));
     }
@@ -146,11 +163,13 @@ Status Validate(const json& schema, const json& v, const std::string& path) {
 StatusOr<Policy> ParsePolicy(const json& doc) {
   if (!doc.is_object()) return Status::InvalidArgument("policy: must be a JSON object");
   Policy p;
-  if (!doc.contains("policy_id") || !doc["policy_id"].is_string() || !IsName(doc["policy_id"].get<std::string>())) {
+  if (!doc.contains("policy_id") || !doc["policy_id"].is_string() ||
+      !IsName(doc["policy_id"].get<std::string>())) {
     return Status::InvalidArgument("policy_id: required, [A-Za-z0-9_.-]{1,128}");
   }
   p.policy_id = doc["policy_id"];
-  if (!doc.contains("version") || !doc["version"].is_number_integer() || doc["version"].get<int64_t>() < 1) {
+  if (!doc.contains("version") || !doc["version"].is_number_integer() ||
+      doc["version"].get<int64_t>() < 1) {
     return Status::InvalidArgument("version: required, an integer >= 1");
   }
   p.version = doc["version"];
@@ -169,8 +188,8 @@ Status ValidateParams(const json& schema, const json& params) {
   return Validate(schema, params, "params");
 }
 
-Decision Evaluate(const std::vector<Policy>& policies, const std::string& agent, const std::string& action,
-                  const json& params) {
+Decision Evaluate(const std::vector<Policy>& policies, const std::string& agent,
+                  const std::string& action, const json& params) {
   Decision d;
   d.reason = "no policy allows action '" + action + "' (deny by default)";
   for (const Policy& p : policies) {
@@ -180,8 +199,8 @@ Decision Evaluate(const std::vector<Policy>& policies, const std::string& agent,
     bool agent_ok = false;
     for (const auto& n : a.agents) agent_ok = agent_ok || n == agent;
     if (!agent_ok) {
-      d.reason = "agent '" + agent + "' is not named by " + p.policy_id + " v" + std::to_string(p.version) +
-                 " for action '" + action + "'";
+      d.reason = "agent '" + agent + "' is not named by " + p.policy_id + " v" +
+                 std::to_string(p.version) + " for action '" + action + "'";
       continue;
     }
     Status v = ValidateParams(a.params, params);
@@ -190,7 +209,8 @@ Decision Evaluate(const std::vector<Policy>& policies, const std::string& agent,
       return d;
     }
     d.allowed = true;
-    d.reason = "allowed by " + p.policy_id + " v" + std::to_string(p.version) + " action '" + action + "'";
+    d.reason =
+        "allowed by " + p.policy_id + " v" + std::to_string(p.version) + " action '" + action + "'";
     d.policy = &p;
     d.action = &a;
     return d;
@@ -198,6 +218,8 @@ Decision Evaluate(const std::vector<Policy>& policies, const std::string& agent,
   return d;
 }
 
-std::string ParamsHash(const json& params) { return "sha256:" + crypto::Sha256Hex(CanonicalizeJson(params)); }
+std::string ParamsHash(const json& params) {
+  return "sha256:" + crypto::Sha256Hex(CanonicalizeJson(params));
+}
 
 }  // namespace toani::policy

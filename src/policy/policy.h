@@ -22,7 +22,7 @@ struct EgressRule {
 struct Injection {
   std::string kind = "header";  // skeleton: header only
   std::string name = "Authorization";
-  std::string prefix;           // e.g. "Bearer "
+  std::string prefix;  // e.g. "Bearer "
 };
 
 struct ActionSpec {
@@ -56,8 +56,8 @@ struct Decision {
 };
 
 // Deny by default. `policies` are the tenant's current versions.
-Decision Evaluate(const std::vector<Policy>& policies, const std::string& agent, const std::string& action,
-                  const nlohmann::json& params);
+Decision Evaluate(const std::vector<Policy>& policies, const std::string& agent,
+                  const std::string& action, const nlohmann::json& params);
 
 // Checks params against a schema; returns InvalidArgument naming the first violation.
 Status ValidateParams(const nlohmann::json& schema, const nlohmann::json& params);

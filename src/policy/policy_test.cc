@@ -32,7 +32,8 @@ TEST(Policy, AllowsNamedAgentWithValidParams) {
   auto p = ParsePolicy(Doc());
   ASSERT_TRUE(p.ok()) << p.status().ToString();
   std::vector<Policy> ps{*p};
-  auto d = Evaluate(ps, "demo-agent", "bank.get_balance", {{"account", "1234"}, {"currency", "EUR"}});
+  auto d =
+      Evaluate(ps, "demo-agent", "bank.get_balance", {{"account", "1234"}, {"currency", "EUR"}});
   EXPECT_TRUE(d.allowed) << d.reason;
   EXPECT_NE(d.reason.find("bank v1"), std::string::npos);
 }
@@ -48,18 +49,31 @@ TEST(Policy, DeniesByDefault) {
       {"demo-agent", "bank.transfer", {{"account", "1234"}}, "deny by default"},
       {"other-agent", "bank.get_balance", {{"account", "1234"}, {"currency", "EUR"}}, "not named"},
       {"demo-agent", "bank.get_balance", {{"account", "12"}, {"currency", "EUR"}}, "pattern"},
-      {"demo-agent", "bank.get_balance", {{"account", "1234"}, {"currency", "GBP"}}, "allowed values"},
+      {"demo-agent",
+       "bank.get_balance",
+       {{"account", "1234"}, {"currency", "GBP"}},
+       "allowed values"},
       {"demo-agent", "bank.get_balance", {{"account", "1234"}}, "required"},
-      {"demo-agent", "bank.get_balance", {{"account", "1234"}, {"currency", "EUR"}, {"x", 1}}, "not an allowed"},
+      {"demo-agent",
+       "bank.get_balance",
+       {{"account", "1234"}, {"currency", "EUR"}, {"x", 1}},
+       "not an allowed"},
       {"demo-agent", "bank.get_balance", {{"account", 1234}, {"currency", "EUR"}}, "type string"},
-      {"demo-agent", "bank.get_balance", {{"account", "1234"}, {"currency", "EUR"}, {"amount", 100.5}}, "above maximum"},
-      {"demo-agent", "bank.get_balance", {{"account", "1234"}, {"currency", "EUR"}, {"amount", -0.01}}, "below minimum"},
+      {"demo-agent",
+       "bank.get_balance",
+       {{"account", "1234"}, {"currency", "EUR"}, {"amount", 100.5}},
+       "above maximum"},
+      {"demo-agent",
+       "bank.get_balance",
+       {{"account", "1234"}, {"currency", "EUR"}, {"amount", -0.01}},
+       "below minimum"},
       {"demo-agent", "bank.get_balance", json::array(), "JSON object"},
   };
   for (const auto& c : cases) {
     auto d = Evaluate(ps, c.agent, c.action, c.params);
     EXPECT_FALSE(d.allowed) << c.params.dump();
-    EXPECT_NE(d.reason.find(c.reason), std::string::npos) << d.reason << " (wanted: " << c.reason << ")";
+    EXPECT_NE(d.reason.find(c.reason), std::string::npos)
+        << d.reason << " (wanted: " << c.reason << ")";
   }
 }
 
@@ -80,9 +94,12 @@ TEST(Policy, RefusesBadDocuments) {
 
 TEST(Template, EncodesEachPositionAndCannotBeInjected) {
   json t = Doc()["actions"]["bank.get_balance"]["request"];
-  auto r = RenderRequest(t, {{"account", "../../admin?x=1#"}, {"currency", "E&R=1"}, {"note", "ok"}});
+  auto r =
+      RenderRequest(t, {{"account", "../../admin?x=1#"}, {"currency", "E&R=1"}, {"note", "ok"}});
   ASSERT_TRUE(r.ok()) << r.status().ToString();
-  EXPECT_EQ(r->url, "https://bank.example:8443/v1/accounts/..%2F..%2Fadmin%3Fx%3D1%23/balance?currency=E%26R%3D1");
+  EXPECT_EQ(r->url,
+            "https://bank.example:8443/v1/accounts/..%2F..%2Fadmin%3Fx%3D1%23/"
+            "balance?currency=E%26R%3D1");
   EXPECT_EQ(r->host, "bank.example");
   EXPECT_EQ(r->port, 8443);
   auto dots = RenderRequest(t, {{"account", ".."}, {"currency", "EUR"}, {"note", "ok"}});
@@ -93,7 +110,8 @@ TEST(Template, EncodesEachPositionAndCannotBeInjected) {
 }
 
 TEST(Template, JsonBodyKeepsTypesAndCannotBreak) {
-  json t = {{"method", "POST"}, {"url", "https://api.example/v1/pay"},
+  json t = {{"method", "POST"},
+            {"url", "https://api.example/v1/pay"},
             {"body", {{"amount", "{{amount}}"}, {"memo", "note: {{memo}}"}}}};
   auto r = RenderRequest(t, {{"amount", 12.5}, {"memo", "\"}, \"admin\": true, {\""}});
   ASSERT_TRUE(r.ok());
@@ -104,7 +122,8 @@ TEST(Template, JsonBodyKeepsTypesAndCannotBreak) {
 }
 
 TEST(Policy, ParamsHashIsCanonical) {
-  EXPECT_EQ(ParamsHash(json::parse(R"({"b":1,"a":"x"})")), ParamsHash(json::parse(R"({"a":"x","b":1.0})")));
+  EXPECT_EQ(ParamsHash(json::parse(R"({"b":1,"a":"x"})")),
+            ParamsHash(json::parse(R"({"a":"x","b":1.0})")));
   EXPECT_NE(ParamsHash(json::parse(R"({"a":"x"})")), ParamsHash(json::parse(R"({"a":"y"})")));
   EXPECT_EQ(ParamsHash(json::object()).rfind("sha256:", 0), 0u);
 }

@@ -4,9 +4,10 @@
 
 #include "common/encoding.h"
 #include "common/jcs.h"
-#include "crypto/hash.h"
 #include "common/log.h"
+#include "crypto/hash.h"
 #include "policy/policy.h"
+#include "server/audit_plane.h"
 #include "server/identity.h"
 
 namespace toani::server {
@@ -27,12 +28,14 @@ StatusOr<std::string> RequiredString(const json& j, const char* key, size_t max_
   if (!j[key].is_string() || j[key].get<std::string>().empty()) {
     return Status::InvalidArgument(std::string("field '") + key + "' must be a non-empty string");
   }
-  if (j[key].get<std::string>().size() > max_len) return Status::InvalidArgument(std::string("field '") + key + "' is too long");
+  if (j[key].get<std::string>().size() > max_len)
+    return Status::InvalidArgument(std::string("field '") + key + "' is too long");
   return j[key].get<std::string>();
 }
 
 json Tee(const json& keyd_status) {
-  return {{"measurement", keyd_status.value("measurement", "")}, {"simulated", keyd_status.value("simulated", true)}};
+  return {{"measurement", keyd_status.value("measurement", "")},
+          {"simulated", keyd_status.value("simulated", true)}};
 }
 
 }  // namespace
@@ -41,24 +44,52 @@ HttpResponse ProblemFromStatus(const Status& s) {
   int code = 500;
   const char* title = "Internal error";
   switch (s.code()) {
-    case StatusCode::kInvalidArgument: code = 400; title = "Bad request"; break;
-    case StatusCode::kUnauthenticated: code = 401; title = "Unauthenticated"; break;
-    case StatusCode::kPermissionDenied: code = 403; title = "Forbidden"; break;
-    case StatusCode::kNotFound: code = 404; title = "Not found"; break;
-    case StatusCode::kAlreadyExists: code = 409; title = "Conflict"; break;
-    case StatusCode::kFailedPrecondition: code = 409; title = "Conflict"; break;
-    case StatusCode::kPayloadTooLarge: code = 413; title = "Payload too large"; break;
-    case StatusCode::kUnavailable: code = 503; title = "Service unavailable"; break;
-    default: break;
+    case StatusCode::kInvalidArgument:
+      code = 400;
+      title = "Bad request";
+      break;
+    case StatusCode::kUnauthenticated:
+      code = 401;
+      title = "Unauthenticated";
+      break;
+    case StatusCode::kPermissionDenied:
+      code = 403;
+      title = "Forbidden";
+      break;
+    case StatusCode::kNotFound:
+      code = 404;
+      title = "Not found";
+      break;
+    case StatusCode::kAlreadyExists:
+      code = 409;
+      title = "Conflict";
+      break;
+    case StatusCode::kFailedPrecondition:
+      code = 409;
+      title = "Conflict";
+      break;
+    case StatusCode::kPayloadTooLarge:
+      code = 413;
+      title = "Payload too large";
+      break;
+    case StatusCode::kUnavailable:
+      code = 503;
+      title = "Service unavailable";
+      break;
+    default:
+      break;
   }
   return ProblemResponse(code, title, s.message());
 }
 
 HttpResponse Api::Handle(const HttpRequest& req) {
   if (req.path == "/healthz" && req.method == "GET") return Json(200, {{"status", "ok"}});
+  if (auto r = HandleAuditRoute(d_, req)) return *r;  // /readyz, /v1/audit/* (audit_routes.cc)
   auto caller = CallerFromSpiffeId(req.peer.uri_san);
   if (!req.peer.authenticated || !caller.ok()) {
-    return ProblemFromStatus(caller.ok() ? Status::Unauthenticated("a client certificate is required") : caller.status());
+    return ProblemFromStatus(caller.ok()
+                                 ? Status::Unauthenticated("a client certificate is required")
+                                 : caller.status());
   }
   const Caller& c = *caller;
   json body = json::object();
@@ -84,11 +115,13 @@ HttpResponse Api::Handle(const HttpRequest& req) {
   if (p == "/v1/executions" && m == "POST") return ExecuteAction(c, body);
   if (p == "/v1/audit/root" && m == "GET") return AuditRoot();
   if (p == "/v1/audit/entries" && m == "GET") {
-    if (!c.Has(Role::kAuditor)) return ProblemFromStatus(Status::PermissionDenied("auditor role required"));
+    if (!c.Has(Role::kAuditor))
+      return ProblemFromStatus(Status::PermissionDenied("auditor role required"));
     return AuditEntries(req);
   }
-  static const char* kKnown[] = {"/v1/keyd", "/v1/credentials", "/v1/policies", "/v1/authorize", "/v1/executions",
-                                 "/v1/audit/root", "/v1/audit/entries"};
+  static const char* kKnown[] = {"/v1/keyd",         "/v1/credentials", "/v1/policies",
+                                 "/v1/authorize",    "/v1/executions",  "/v1/audit/root",
+                                 "/v1/audit/entries"};
   for (const char* k : kKnown) {
     if (p == k) return ProblemResponse(405, "Method not allowed", m + " is not supported on " + p);
   }
@@ -96,7 +129,8 @@ HttpResponse Api::Handle(const HttpRequest& req) {
 }
 
 HttpResponse Api::AddCredential(const Caller& c, const json& body) {
-  if (!c.Has(Role::kCredentialAdmin)) return ProblemFromStatus(Status::PermissionDenied("credential-admin role required"));
+  if (!c.Has(Role::kCredentialAdmin))
+    return ProblemFromStatus(Status::PermissionDenied("credential-admin role required"));
   auto name = RequiredString(body, "name", 128);
   if (!name.ok()) return ProblemFromStatus(name.status());
   auto type = RequiredString(body, "type", 64);
@@ -104,65 +138,99 @@ HttpResponse Api::AddCredential(const Caller& c, const json& body) {
   auto sealed = RequiredString(body, "sealed", 64 * 1024);
   if (!sealed.ok()) return ProblemFromStatus(sealed.status());
   if (body.contains("secret") || body.contains("plaintext") || body.contains("value")) {
-    return ProblemFromStatus(Status::InvalidArgument(
-        "plaintext credentials are refused: seal the value to keyd's intake key (toani credential add does this)"));
+    return ProblemFromStatus(
+        Status::InvalidArgument("plaintext credentials are refused: seal the value to keyd's "
+                                "intake key (toani credential add does this)"));
   }
   uint8_t rnd[8];
   randombytes_buf(rnd, sizeof rnd);
   const std::string id = "cred_" + HexEncode(std::span<const uint8_t>(rnd, sizeof rnd));
-  auto imported = d_.keyd->Call({{"op", "credential.import"}, {"tenant", c.tenant}, {"credential_id", id},
-                                 {"version", 1}, {"sealed", *sealed}});
+  auto imported = d_.keyd->Call({{"op", "credential.import"},
+                                 {"tenant", c.tenant},
+                                 {"credential_id", id},
+                                 {"version", 1},
+                                 {"sealed", *sealed}});
   if (!imported.ok()) return ProblemFromStatus(imported.status());
-  store::CredentialRecord rec{c.tenant, id, *name, *type, 1, (*imported)["blob"], (*imported)["fingerprint"],
+  store::CredentialRecord rec{c.tenant,
+                              id,
+                              *name,
+                              *type,
+                              1,
+                              (*imported)["blob"],
+                              (*imported)["fingerprint"],
                               FormatRfc3339(d_.clock())};
   Status st = d_.store->AddCredential(rec);
   if (!st.ok()) return ProblemFromStatus(st);
-  auto a = d_.audit->Append({{"type", "credential.added"}, {"tenant", c.tenant}, {"actor", c.spiffe_id},
-                             {"credential_id", id}, {"tee", Tee(d_.keyd_status)}});
+  auto a = d_.audit->Append({{"type", "credential.added"},
+                             {"tenant", c.tenant},
+                             {"actor", c.spiffe_id},
+                             {"credential_id", id},
+                             {"tee", Tee(d_.keyd_status)}});
   if (!a.ok()) return ProblemFromStatus(a.status());
-  return Json(201, {{"id", id}, {"name", rec.name}, {"type", rec.type}, {"version", rec.version},
-                    {"fingerprint", rec.fingerprint}, {"created_at", rec.created_at}});
+  return Json(201, {{"id", id},
+                    {"name", rec.name},
+                    {"type", rec.type},
+                    {"version", rec.version},
+                    {"fingerprint", rec.fingerprint},
+                    {"created_at", rec.created_at}});
 }
 
 HttpResponse Api::ListCredentials(const Caller& c) {
-  if (!c.Has(Role::kCredentialAdmin)) return ProblemFromStatus(Status::PermissionDenied("credential-admin role required"));
+  if (!c.Has(Role::kCredentialAdmin))
+    return ProblemFromStatus(Status::PermissionDenied("credential-admin role required"));
   auto list = d_.store->ListCredentials(c.tenant);
   if (!list.ok()) return ProblemFromStatus(list.status());
   json out = json::array();
   for (const auto& r : *list) {
-    out.push_back({{"id", r.id}, {"name", r.name}, {"type", r.type}, {"version", r.version},
-                   {"fingerprint", r.fingerprint}, {"created_at", r.created_at}});
+    out.push_back({{"id", r.id},
+                   {"name", r.name},
+                   {"type", r.type},
+                   {"version", r.version},
+                   {"fingerprint", r.fingerprint},
+                   {"created_at", r.created_at}});
   }
   return Json(200, {{"credentials", out}});
 }
 
 HttpResponse Api::ApplyPolicy(const Caller& c, const json& body) {
-  if (!c.Has(Role::kPolicyAdmin)) return ProblemFromStatus(Status::PermissionDenied("policy-admin role required"));
+  if (!c.Has(Role::kPolicyAdmin))
+    return ProblemFromStatus(Status::PermissionDenied("policy-admin role required"));
   auto pol = policy::ParsePolicy(body);
   if (!pol.ok()) return ProblemFromStatus(pol.status());
   for (const auto& [name, a] : pol->actions) {
     auto cred = d_.store->GetCredential(c.tenant, a.credential_id);
     if (!cred.ok()) {
-      return ProblemFromStatus(Status::InvalidArgument("actions." + name + ".credential: " + cred.status().message()));
+      return ProblemFromStatus(
+          Status::InvalidArgument("actions." + name + ".credential: " + cred.status().message()));
     }
   }
-  store::PolicyRecord rec{c.tenant, pol->policy_id, pol->version, body.dump(), FormatRfc3339(d_.clock())};
+  store::PolicyRecord rec{c.tenant, pol->policy_id, pol->version, body.dump(),
+                          FormatRfc3339(d_.clock())};
   Status st = d_.store->PutPolicy(rec);
   if (!st.ok()) return ProblemFromStatus(st);
-  auto a = d_.audit->Append({{"type", "policy.applied"}, {"tenant", c.tenant}, {"actor", c.spiffe_id},
-                             {"policy_id", pol->policy_id}, {"policy_version", pol->version},
-                             {"policy_hash", "sha256:" + crypto::Sha256Hex(CanonicalizeJson(body))}, {"tee", Tee(d_.keyd_status)}});
+  auto a = d_.audit->Append({{"type", "policy.applied"},
+                             {"tenant", c.tenant},
+                             {"actor", c.spiffe_id},
+                             {"policy_id", pol->policy_id},
+                             {"policy_version", pol->version},
+                             {"policy_hash", "sha256:" + crypto::Sha256Hex(CanonicalizeJson(body))},
+                             {"tee", Tee(d_.keyd_status)}});
   if (!a.ok()) return ProblemFromStatus(a.status());
-  return Json(201, {{"policy_id", pol->policy_id}, {"version", pol->version}, {"actions", pol->actions.size()}});
+  return Json(
+      201,
+      {{"policy_id", pol->policy_id}, {"version", pol->version}, {"actions", pol->actions.size()}});
 }
 
 HttpResponse Api::Authorize(const Caller& c, const json& body) {
-  if (!c.Has(Role::kAgent)) return ProblemFromStatus(Status::PermissionDenied("only agents authorize actions"));
+  if (!c.Has(Role::kAgent))
+    return ProblemFromStatus(Status::PermissionDenied("only agents authorize actions"));
   auto action = RequiredString(body, "action", 128);
   if (!action.ok()) return ProblemFromStatus(action.status());
-  if (!body.contains("params")) return ProblemFromStatus(Status::InvalidArgument("missing field 'params'"));
+  if (!body.contains("params"))
+    return ProblemFromStatus(Status::InvalidArgument("missing field 'params'"));
   const json& params = body["params"];
-  if (!params.is_object()) return ProblemFromStatus(Status::InvalidArgument("field 'params' must be a JSON object"));
+  if (!params.is_object())
+    return ProblemFromStatus(Status::InvalidArgument("field 'params' must be a JSON object"));
   auto recs = d_.store->LatestPolicies(c.tenant);
   if (!recs.ok()) return ProblemFromStatus(recs.status());
   std::vector<policy::Policy> policies;
@@ -178,51 +246,80 @@ HttpResponse Api::Authorize(const Caller& c, const json& body) {
   if (!d.allowed) {
     // Denials are audited (an agent probing for actions is worth seeing) but
     // change nothing else.
-    auto a = d_.audit->Append({{"type", "action.denied"}, {"tenant", c.tenant}, {"actor", c.spiffe_id},
-                               {"action", *action}, {"params_hash", params_hash}, {"reason", d.reason},
+    auto a = d_.audit->Append({{"type", "action.denied"},
+                               {"tenant", c.tenant},
+                               {"actor", c.spiffe_id},
+                               {"action", *action},
+                               {"params_hash", params_hash},
+                               {"reason", d.reason},
                                {"tee", Tee(d_.keyd_status)}});
     if (!a.ok()) return ProblemFromStatus(a.status());
-    if (!known) return ProblemFromStatus(Status::NotFound("unknown action '" + *action + "': no policy defines it"));
+    if (!known)
+      return ProblemFromStatus(
+          Status::NotFound("unknown action '" + *action + "': no policy defines it"));
     return ProblemFromStatus(Status::PermissionDenied(d.reason));
   }
   const policy::ActionSpec& a = *d.action;
-  json claims = {{"policy_id", d.policy->policy_id}, {"policy_version", d.policy->version}, {"action", a.name},
-                 {"params_hash", params_hash}, {"risk_tier", a.risk_tier},
+  json claims = {{"policy_id", d.policy->policy_id},
+                 {"policy_version", d.policy->version},
+                 {"action", a.name},
+                 {"params_hash", params_hash},
+                 {"risk_tier", a.risk_tier},
                  {"hitl", {{"confirmed", false}, {"approvers", json::array()}, {"proof", nullptr}}},
                  {"cred", {a.credential_id}}};
-  auto minted = d_.keyd->Call({{"op", "token.mint"}, {"tenant", c.tenant}, {"agent", c.name}, {"user", "-"},
-                               {"ttl_seconds", a.token_ttl_seconds}, {"claims", claims}});
+  auto minted = d_.keyd->Call({{"op", "token.mint"},
+                               {"tenant", c.tenant},
+                               {"agent", c.name},
+                               {"user", "-"},
+                               {"ttl_seconds", a.token_ttl_seconds},
+                               {"claims", claims}});
   if (!minted.ok()) return ProblemFromStatus(minted.status());
   // The token is handed out only once its authorization is durable in the log.
-  auto entry = d_.audit->Append({{"type", "action.authorized"}, {"tenant", c.tenant}, {"actor", c.spiffe_id},
-                                 {"action", a.name}, {"params_hash", params_hash}, {"policy_id", d.policy->policy_id},
-                                 {"policy_version", d.policy->version}, {"jti", (*minted)["jti"]},
-                                 {"reason", d.reason}, {"tee", Tee(d_.keyd_status)}});
+  auto entry = d_.audit->Append({{"type", "action.authorized"},
+                                 {"tenant", c.tenant},
+                                 {"actor", c.spiffe_id},
+                                 {"action", a.name},
+                                 {"params_hash", params_hash},
+                                 {"policy_id", d.policy->policy_id},
+                                 {"policy_version", d.policy->version},
+                                 {"jti", (*minted)["jti"]},
+                                 {"reason", d.reason},
+                                 {"tee", Tee(d_.keyd_status)}});
   if (!entry.ok()) return ProblemFromStatus(entry.status());
-  return Json(200, {{"decision", "allow"}, {"reason", d.reason}, {"token", (*minted)["token"]},
-                    {"expires_at", (*minted)["exp"]}, {"params_hash", params_hash},
+  return Json(200, {{"decision", "allow"},
+                    {"reason", d.reason},
+                    {"token", (*minted)["token"]},
+                    {"expires_at", (*minted)["exp"]},
+                    {"params_hash", params_hash},
                     {"policy", {{"id", d.policy->policy_id}, {"version", d.policy->version}}}});
 }
 
 HttpResponse Api::ExecuteAction(const Caller& c, const json& body) {
-  if (!c.Has(Role::kAgent)) return ProblemFromStatus(Status::PermissionDenied("only agents execute actions"));
+  if (!c.Has(Role::kAgent))
+    return ProblemFromStatus(Status::PermissionDenied("only agents execute actions"));
   auto token = RequiredString(body, "token", 8192);
   if (!token.ok()) return ProblemFromStatus(token.status());
-  if (!body.contains("params")) return ProblemFromStatus(Status::InvalidArgument("missing field 'params'"));
+  if (!body.contains("params"))
+    return ProblemFromStatus(Status::InvalidArgument("missing field 'params'"));
   auto out = d_.executor->Execute(c, *token, body["params"]);
   if (!out.ok()) return ProblemFromStatus(out.status());
   return Json(200, *out);
 }
 
-HttpResponse Api::AuditRoot() { return Json(200, {{"size", d_.audit->size()}, {"root", d_.audit->RootHex()}}); }
+HttpResponse Api::AuditRoot() {
+  return Json(200, {{"size", d_.audit->size()}, {"root", d_.audit->RootHex()}});
+}
 
 HttpResponse Api::AuditEntries(const HttpRequest& req) {
   uint64_t size = d_.audit->size();
-  auto num = [](const std::map<std::string, std::string>& q, const char* k, uint64_t dflt) -> StatusOr<uint64_t> {
+  auto num = [](const std::map<std::string, std::string>& q, const char* k,
+                uint64_t dflt) -> StatusOr<uint64_t> {
     auto it = q.find(k);
     if (it == q.end()) return dflt;
-    if (it->second.empty() || it->second.size() > 18 || it->second.find_first_not_of("0123456789") != std::string::npos) {
-      return Status::InvalidArgument(std::string("query '") + k + "' must be a non-negative integer");
+    if (it->second.empty() || it->second.size() > 18 ||
+        it->second.find_first_not_of("0123456789") != std::string::npos) {
+      return Status::InvalidArgument(std::string("query '") + k +
+                                     "' must be a non-negative integer");
     }
     return std::stoull(it->second);
   };

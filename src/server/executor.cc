@@ -48,72 +48,98 @@ class ExecDir {
 
 }  // namespace
 
-Status Executor::Refuse(const Caller& caller, const std::string& type, const json& extra, Status why) {
-  json e = {{"type", type}, {"tenant", caller.tenant}, {"actor", caller.spiffe_id}, {"reason", why.message()},
+Status Executor::Refuse(const Caller& caller, const std::string& type, const json& extra,
+                        Status why) {
+  json e = {{"type", type},
+            {"tenant", caller.tenant},
+            {"actor", caller.spiffe_id},
+            {"reason", why.message()},
             {"tee", {{"measurement", measurement_}, {"simulated", true}}}};
   for (auto it = extra.begin(); it != extra.end(); ++it) e[it.key()] = it.value();
   auto a = audit_->Append(e);
   if (!a.ok()) {
-    Log(LogLevel::kError, "executor", "audit_failed", {{"type", type}, {"error", a.status().message()}});
+    Log(LogLevel::kError, "executor", "audit_failed",
+        {{"type", type}, {"error", a.status().message()}});
   }
   return why;
 }
 
-StatusOr<json> Executor::Execute(const Caller& caller, const std::string& token, const json& params) {
+StatusOr<json> Executor::Execute(const Caller& caller, const std::string& token,
+                                 const json& params) {
   // 1. The token must verify (keyd checks tag, key id, tenant, expiry).
-  auto verified = keyd_->Call({{"op", "token.verify"}, {"tenant", caller.tenant}, {"token", token}});
+  auto verified =
+      keyd_->Call({{"op", "token.verify"}, {"tenant", caller.tenant}, {"token", token}});
   if (!verified.ok()) {
     if (verified.status().code() == StatusCode::kUnavailable) return verified.status();
     return Refuse(caller, "execution.refused", json::object(), verified.status());
   }
   const json claims = (*verified)["claims"];
   const std::string jti = claims.value("jti", "");
-  json ids = {{"jti", jti}, {"action", claims.value("action", "")}, {"params_hash", claims.value("params_hash", "")},
-              {"policy_id", claims.value("policy_id", "")}, {"policy_version", claims.value("policy_version", 0)}};
+  json ids = {{"jti", jti},
+              {"action", claims.value("action", "")},
+              {"params_hash", claims.value("params_hash", "")},
+              {"policy_id", claims.value("policy_id", "")},
+              {"policy_version", claims.value("policy_version", 0)}};
   // 2. Only the agent it was minted for may use it.
   std::string sub = claims.value("sub", "");
   if (sub.rfind(caller.tenant + ":" + caller.name + ":", 0) != 0) {
-    return Refuse(caller, "execution.refused", ids, Status::PermissionDenied("token was minted for another agent"));
+    return Refuse(caller, "execution.refused", ids,
+                  Status::PermissionDenied("token was minted for another agent"));
   }
   // 3. Exactly the parameters it was minted for.
   if (!params.is_object()) return Status::InvalidArgument("params: must be a JSON object");
   if (policy::ParamsHash(params) != claims.value("params_hash", "")) {
-    return Refuse(caller, "execution.refused", ids,
-                  Status::PermissionDenied("parameters differ from those the token was minted for"));
+    return Refuse(
+        caller, "execution.refused", ids,
+        Status::PermissionDenied("parameters differ from those the token was minted for"));
   }
   // The policy version the token names (kept forever, so this cannot vanish).
   TOANI_ASSIGN_OR_RETURN(store::PolicyRecord prec,
-                         store_->GetPolicy(caller.tenant, claims.value("policy_id", ""), claims.value("policy_version", 0)));
+                         store_->GetPolicy(caller.tenant, claims.value("policy_id", ""),
+                                           claims.value("policy_version", 0)));
   auto doc = json::parse(prec.document, nullptr, false);
   TOANI_ASSIGN_OR_RETURN(policy::Policy pol, policy::ParsePolicy(doc));
   auto ait = pol.actions.find(claims.value("action", ""));
-  if (ait == pol.actions.end()) return Status::Internal("token names an action its policy does not hold");
+  if (ait == pol.actions.end())
+    return Status::Internal("token names an action its policy does not hold");
   const policy::ActionSpec& action = ait->second;
-  TOANI_ASSIGN_OR_RETURN(policy::RenderedRequest req, policy::RenderRequest(action.request, params));
-  TOANI_ASSIGN_OR_RETURN(store::CredentialRecord cred, store_->GetCredential(caller.tenant, action.credential_id));
+  TOANI_ASSIGN_OR_RETURN(policy::RenderedRequest req,
+                         policy::RenderRequest(action.request, params));
+  TOANI_ASSIGN_OR_RETURN(store::CredentialRecord cred,
+                         store_->GetCredential(caller.tenant, action.credential_id));
   // 4. Single use: consumed before anything runs.
   auto exp = ParseRfc3339(claims.value("exp", ""));
   if (!exp.ok()) return Status::Internal("verified token has no exp");
   Status consumed = replay_->ConsumeOnce(jti, *exp);
   if (consumed.code() == StatusCode::kAlreadyExists) {
-    return Refuse(caller, "replay.refused", ids, Status::AlreadyExists("token has already been used"));
+    return Refuse(caller, "replay.refused", ids,
+                  Status::AlreadyExists("token has already been used"));
   }
-  if (!consumed.ok()) return Status::Unavailable("replay store unavailable; refusing to execute: " + consumed.message());
+  if (!consumed.ok())
+    return Status::Unavailable("replay store unavailable; refusing to execute: " +
+                               consumed.message());
   // 5. The start is durable before the connector runs.
   const std::string exec_id = NewExecutionId();
   SysTime started = clock_();
   json start = ids;
-  start.update({{"type", "execution.started"}, {"tenant", caller.tenant}, {"actor", caller.spiffe_id},
-                {"execution_id", exec_id}, {"credential_id", cred.id},
+  start.update({{"type", "execution.started"},
+                {"tenant", caller.tenant},
+                {"actor", caller.spiffe_id},
+                {"execution_id", exec_id},
+                {"credential_id", cred.id},
                 {"tee", {{"measurement", measurement_}, {"simulated", true}}}});
   auto start_entry = audit_->Append(start);
   if (!start_entry.ok()) return Status::Unavailable("audit log unavailable; execution refused");
   // 6. Run.
-  json job = {{"type", "job"},
-              {"connector", "http"},
-              {"request", {{"method", req.method}, {"url", req.url}, {"headers", req.headers}, {"body", req.body}}},
-              {"inject", {{"kind", "header"}, {"name", action.inject.name}, {"prefix", action.inject.prefix}}},
-              {"limits", {{"max_response_bytes", action.max_response_bytes}, {"timeout_ms", cfg_.timeout.count()}}}};
+  json job = {
+      {"type", "job"},
+      {"connector", "http"},
+      {"request",
+       {{"method", req.method}, {"url", req.url}, {"headers", req.headers}, {"body", req.body}}},
+      {"inject",
+       {{"kind", "header"}, {"name", action.inject.name}, {"prefix", action.inject.prefix}}},
+      {"limits",
+       {{"max_response_bytes", action.max_response_bytes}, {"timeout_ms", cfg_.timeout.count()}}}};
   std::vector<EgressRule> egress;
   for (const auto& e : action.egress) egress.push_back({e.host, e.port});
   auto run = RunSandboxed(caller.tenant, token, cred, job, egress);
@@ -133,32 +159,45 @@ StatusOr<json> Executor::Execute(const Caller& caller, const std::string& token,
                   {"audit_index", start_entry->index},
                   {"tee", {{"measurement", measurement_}, {"simulated", true}}}};
   json fin = ids;
-  fin.update({{"type", "execution.finished"}, {"tenant", caller.tenant}, {"actor", caller.spiffe_id},
-              {"execution_id", exec_id}, {"receipt", receipt}, {"tee", receipt["tee"]}});
+  fin.update({{"type", "execution.finished"},
+              {"tenant", caller.tenant},
+              {"actor", caller.spiffe_id},
+              {"execution_id", exec_id},
+              {"receipt", receipt},
+              {"tee", receipt["tee"]}});
   auto fin_entry = audit_->Append(fin);
   if (!fin_entry.ok()) {
-    // TODO(issue 4): an outbox drained with retry so this entry is never lost.
-    Log(LogLevel::kError, "executor", "audit_finish_failed", {{"execution_id", exec_id}});
-    return Status::Unavailable("execution ran but its completion could not be audited");
+    // Never lost: the outbox keeps it durably and appends it when the log is back.
+    if (cfg_.audit_outbox == nullptr || !cfg_.audit_outbox->Put(fin).ok()) {
+      Log(LogLevel::kError, "executor", "audit_finish_failed", {{"execution_id", exec_id}});
+      return Status::Unavailable("execution ran but its completion could not be audited");
+    }
   }
-  receipt["finish_audit_index"] = fin_entry->index;
+  receipt["finish_audit_index"] = fin_entry.ok() ? json(fin_entry->index) : json("pending");
   json out = {{"execution_id", exec_id}, {"receipt", receipt}};
   if (ok) {
-    out["result"] = {{"status", result.value("status", 0)}, {"content_type", result.value("content_type", "")},
+    out["result"] = {{"status", result.value("status", 0)},
+                     {"content_type", result.value("content_type", "")},
                      {"body", ScrubCredentialShapes(body)}};
   } else {
     out["error"] = result.value("error", "connector failed");
   }
   Log(LogLevel::kInfo, "executor", "execution_finished",
-      {{"execution_id", exec_id}, {"action", action.name}, {"ok", ok}, {"audit_index", fin_entry->index}});
+      {{"execution_id", exec_id},
+       {"action", action.name},
+       {"ok", ok},
+       {"audit_index", receipt["finish_audit_index"]}});
   return out;
 }
 
-StatusOr<Executor::RunResult> Executor::RunSandboxed(const std::string& tenant, const std::string& token,
-                                                     const store::CredentialRecord& cred, const json& job_base,
+StatusOr<Executor::RunResult> Executor::RunSandboxed(const std::string& tenant,
+                                                     const std::string& token,
+                                                     const store::CredentialRecord& cred,
+                                                     const json& job_base,
                                                      const std::vector<EgressRule>& egress) {
   ExecDir dir(cfg_.work_dir);
-  if (dir.path().empty()) return Status::Unavailable("cannot create execution directory under " + cfg_.work_dir);
+  if (dir.path().empty())
+    return Status::Unavailable("cannot create execution directory under " + cfg_.work_dir);
   std::string sock = dir.path() + "/egress.sock";
   TOANI_ASSIGN_OR_RETURN(auto proxy, EgressProxy::Start(sock, egress, cfg_.resolver_overrides));
   SandboxSpec spec;
@@ -190,8 +229,12 @@ StatusOr<Executor::RunResult> Executor::RunSandboxed(const std::string& tenant, 
   // keyd releases the credential sealed to the sandbox's ephemeral key; the
   // server only ever sees ciphertext.
   TOANI_ASSIGN_OR_RETURN(json released,
-                         keyd_->Call({{"op", "credential.release"}, {"tenant", tenant}, {"token", token},
-                                      {"credential_id", cred.id}, {"version", cred.version}, {"blob", cred.blob},
+                         keyd_->Call({{"op", "credential.release"},
+                                      {"tenant", tenant},
+                                      {"token", token},
+                                      {"credential_id", cred.id},
+                                      {"version", cred.version},
+                                      {"blob", cred.blob},
                                       {"recipient_public_key", hello["public_key"]}}));
   job["sealed_credential"] = released["sealed"];
   TOANI_RETURN_IF_ERROR(proc->WriteLine(job.dump()));

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "audit/log.h"
+#include "audit/outbox.h"
 #include "common/status.h"
 #include "keyd/client.h"
 #include "sandbox/egress_proxy.h"
@@ -20,37 +21,50 @@
 namespace toani::server {
 
 struct ExecutorConfig {
-  std::string connector_path;          // host path of toani-connector
-  std::string connector_ca_file;       // extra CA the connector trusts (dev: the dev CA); "" = system roots
-  std::vector<ResolverOverride> resolver_overrides;  // off by default; --dev maps *.toani.test to 127.0.0.1
-  std::string work_dir;                // where per-execution directories are made
+  std::string connector_path;  // host path of toani-connector
+  std::string
+      connector_ca_file;  // extra CA the connector trusts (dev: the dev CA); "" = system roots
+  std::vector<ResolverOverride>
+      resolver_overrides;  // off by default; --dev maps *.toani.test to 127.0.0.1
+  std::string work_dir;    // where per-execution directories are made
   std::chrono::milliseconds timeout{15000};
+  audit::Outbox* audit_outbox = nullptr;  // takes execution.finished when the log cannot
 };
 
 struct ExecutionOutcome {
-  int http_status = 200;   // for the API response
-  nlohmann::json body;     // the agent's response (result + receipt) or problem details
+  int http_status = 200;  // for the API response
+  nlohmann::json body;    // the agent's response (result + receipt) or problem details
 };
 
 class Executor {
  public:
-  Executor(ExecutorConfig cfg, store::Store* store, store::ReplayStore* replay, audit::AuditLog* audit,
-           keyd::KeyServiceClient* keyd, SandboxRunner* runner, std::string measurement, Clock clock)
-      : cfg_(std::move(cfg)), store_(store), replay_(replay), audit_(audit), keyd_(keyd), runner_(runner),
-        measurement_(std::move(measurement)), clock_(std::move(clock)) {}
+  Executor(ExecutorConfig cfg, store::Store* store, store::ReplayStore* replay,
+           audit::AuditLog* audit, keyd::KeyServiceClient* keyd, SandboxRunner* runner,
+           std::string measurement, Clock clock)
+      : cfg_(std::move(cfg)),
+        store_(store),
+        replay_(replay),
+        audit_(audit),
+        keyd_(keyd),
+        runner_(runner),
+        measurement_(std::move(measurement)),
+        clock_(std::move(clock)) {}
 
   // Errors are Status values the API maps to problem+json; the audit log records
   // each refusal with its reason.
-  StatusOr<nlohmann::json> Execute(const Caller& caller, const std::string& token, const nlohmann::json& params);
+  StatusOr<nlohmann::json> Execute(const Caller& caller, const std::string& token,
+                                   const nlohmann::json& params);
 
  private:
   struct RunResult {
     nlohmann::json result;  // connector's result message
   };
   StatusOr<RunResult> RunSandboxed(const std::string& tenant, const std::string& token,
-                                   const store::CredentialRecord& cred, const nlohmann::json& job_base,
+                                   const store::CredentialRecord& cred,
+                                   const nlohmann::json& job_base,
                                    const std::vector<EgressRule>& egress);
-  Status Refuse(const Caller& caller, const std::string& type, const nlohmann::json& extra, Status why);
+  Status Refuse(const Caller& caller, const std::string& type, const nlohmann::json& extra,
+                Status why);
 
   ExecutorConfig cfg_;
   store::Store* store_;

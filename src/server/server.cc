@@ -12,6 +12,7 @@
 #include "common/log.h"
 #include "keyd/client.h"
 #include "server/api.h"
+#include "server/audit_plane.h"
 #include "server/executor.h"
 #include "server/https_server.h"
 #include "server/pki.h"
@@ -36,7 +37,8 @@ Status WriteFileAtomic(const std::string& path, const std::string& content) {
     f << content;
     if (!f) return Status::Unavailable("cannot write " + tmp);
   }
-  if (std::rename(tmp.c_str(), path.c_str()) != 0) return Status::Unavailable("cannot rename " + tmp);
+  if (std::rename(tmp.c_str(), path.c_str()) != 0)
+    return Status::Unavailable("cannot rename " + tmp);
   return Status::Ok();
 }
 
@@ -44,11 +46,14 @@ Status WriteFileAtomic(const std::string& path, const std::string& content) {
 
 int RunServer(const ServerOptions& opts) {
   if (!opts.dev) {
-    return Fail("start_failed", Status::FailedPrecondition(
-                                    "only --dev mode exists yet (production unseal is issue 3); run: toani server --dev --data DIR"));
+    return Fail("start_failed",
+                Status::FailedPrecondition("only --dev mode exists yet (production unseal is issue "
+                                           "3); run: toani server --dev --data DIR"));
   }
-  if (opts.listen_host != "127.0.0.1" && opts.listen_host != "::1" && opts.listen_host != "localhost") {
-    return Fail("start_failed", Status::InvalidArgument("--dev listens on loopback only (127.0.0.1 or ::1)"));
+  if (opts.listen_host != "127.0.0.1" && opts.listen_host != "::1" &&
+      opts.listen_host != "localhost") {
+    return Fail("start_failed",
+                Status::InvalidArgument("--dev listens on loopback only (127.0.0.1 or ::1)"));
   }
   // Block the shutdown signals before any thread starts, so sigwait gets them.
   sigset_t sigs;
@@ -73,13 +78,22 @@ int RunServer(const ServerOptions& opts) {
   if (!keyd.ok()) return Fail("keyd_failed", keyd.status());
   auto keyd_status = (*keyd)->Call({{"op", "status"}});
   if (!keyd_status.ok()) return Fail("keyd_failed", keyd_status.status());
-  auto audit = audit::AuditLog::Open(store->get(), SystemClock());
-  if (!audit.ok()) return Fail("audit_failed", audit.status());
+  AuditPlaneOptions aopts;
+  aopts.db_path = data + "/toani.db";
+  aopts.outbox_dir = data + "/audit/outbox";
+  aopts.witness_dirs = opts.witness_dirs;
+  if (aopts.witness_dirs.empty()) aopts.witness_dirs.push_back(data + "/witness");
+  aopts.witness_urls = opts.witness_urls;
+  aopts.witness_tls.ca_file = pki->ca_cert;
+  auto audit_plane = OpenAuditPlane(aopts, keyd->get(), *keyd_status);
+  if (!audit_plane.ok()) return Fail("audit_failed", audit_plane.status());
+  audit::AuditLog* audit_log = (*audit_plane)->log.get();
 
   // Per-execution directories hold the egress socket the sandbox user (65534)
   // must reach, so they cannot live under the 0700 data directory.
   std::string run_tmpl = (fs::temp_directory_path() / "toani-run-XXXXXX").string();
-  if (::mkdtemp(run_tmpl.data()) == nullptr) return Fail("start_failed", Status::Unavailable("cannot create a run directory"));
+  if (::mkdtemp(run_tmpl.data()) == nullptr)
+    return Fail("start_failed", Status::Unavailable("cannot create a run directory"));
   ::chmod(run_tmpl.c_str(), 0711);
   struct RunDirCleanup {
     std::string path;
@@ -98,17 +112,19 @@ int RunServer(const ServerOptions& opts) {
   Log(LogLevel::kWarn, "server", "resolver_override_enabled",
       {{"pattern", "*.toani.test"}, {"address", "127.0.0.1"}, {"why", "--dev"}});
   auto runner = MakeBwrapRunner();
-  Executor executor(ecfg, store->get(), replay->get(), audit->get(), keyd->get(), runner.get(),
+  ecfg.audit_outbox = (*audit_plane)->outbox.get();
+  Executor executor(ecfg, store->get(), replay->get(), audit_log, keyd->get(), runner.get(),
                     (*keyd_status)["measurement"], SystemClock());
   ApiDeps deps;
   deps.store = store->get();
-  deps.audit = audit->get();
+  deps.audit = audit_log;
   deps.keyd = keyd->get();
   deps.executor = &executor;
   deps.keyd_status = *keyd_status;
   Api api(deps);
 
-  TlsServerConfig tls{pki->server_cert, pki->server_key, pki->ca_cert, /*require_client_cert=*/true};
+  TlsServerConfig tls{pki->server_cert, pki->server_key, pki->ca_cert,
+                      /*require_client_cert=*/true};
   HttpsServerOptions hopts;
   hopts.listen_host = opts.listen_host == "localhost" ? "127.0.0.1" : opts.listen_host;
   hopts.port = opts.port;
@@ -116,18 +132,25 @@ int RunServer(const ServerOptions& opts) {
   auto https = HttpsServer::Start(tls, hopts, [&api](const HttpRequest& r) {
     HttpResponse resp = api.Handle(r);
     Log(LogLevel::kInfo, "http", "request",
-        {{"method", r.method}, {"path", r.path}, {"status", resp.status}, {"peer", r.peer.uri_san}});
+        {{"method", r.method},
+         {"path", r.path},
+         {"status", resp.status},
+         {"peer", r.peer.uri_san}});
     return resp;
   });
   if (!https.ok()) return Fail("listen_failed", https.status());
   std::string host = hopts.listen_host == "::1" ? "[::1]" : hopts.listen_host;
   std::string address = "https://" + host + ":" + std::to_string((*https)->port());
-  Status w = WriteFileAtomic(data + "/server.json",
-                             json{{"address", address}, {"pid", ::getpid()}, {"tenant", tenant}}.dump() + "\n");
+  Status w = WriteFileAtomic(
+      data + "/server.json",
+      json{{"address", address}, {"pid", ::getpid()}, {"tenant", tenant}}.dump() + "\n");
   if (!w.ok()) return Fail("start_failed", w);
   Log(LogLevel::kInfo, "server", "listening",
-      {{"address", address}, {"data", data}, {"audit_size", (*audit)->size()},
-       {"keyd_measurement", (*keyd_status)["measurement"]}, {"attestation", "simulated"}});
+      {{"address", address},
+       {"data", data},
+       {"audit_size", audit_log->size()},
+       {"keyd_measurement", (*keyd_status)["measurement"]},
+       {"attestation", "simulated"}});
 
   int sig = 0;
   sigwait(&sigs, &sig);

@@ -4,15 +4,18 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 namespace toani::server {
 
 struct ServerOptions {
-  std::string data_dir;                  // SQLite, dev PKI, keyd state
+  std::string data_dir;  // SQLite, dev PKI, keyd state
   std::string listen_host = "127.0.0.1";
-  uint16_t port = 8443;                  // 0 = any free port (written to DATA/server.json)
+  uint16_t port = 8443;  // 0 = any free port (written to DATA/server.json)
   bool dev = false;
-  std::string bin_dir;                   // where toani-keyd and toani-connector live
+  std::string bin_dir;  // where toani-keyd and toani-connector live
+  std::vector<std::string> witness_dirs;  // checkpoint sinks; empty = DATA/witness
+  std::vector<std::string> witness_urls;  // C2SP tlog-witness add-checkpoint prefixes
 };
 
 // Returns the process exit code. Writes DATA/server.json ({"address","pid"}) once

@@ -37,9 +37,11 @@ class Db {
     if (db_ != nullptr) sqlite3_close_v2(db_);
   }
   Status Open(const std::string& path) {
-    if (sqlite3_open_v2(path.c_str(), &db_, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX,
+    if (sqlite3_open_v2(path.c_str(), &db_,
+                        SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX,
                         nullptr) != SQLITE_OK) {
-      return Status::Unavailable("sqlite: cannot open " + path + ": " + (db_ ? sqlite3_errmsg(db_) : "?"));
+      return Status::Unavailable("sqlite: cannot open " + path + ": " +
+                                 (db_ ? sqlite3_errmsg(db_) : "?"));
     }
     sqlite3_busy_timeout(db_, 5000);
     return Exec(kSchema);
@@ -83,7 +85,9 @@ class Stmt {
   int Step() { return sqlite3_step(s_); }
   std::string Text(int i) {
     const unsigned char* t = sqlite3_column_text(s_, i);
-    return t ? std::string(reinterpret_cast<const char*>(t), static_cast<size_t>(sqlite3_column_bytes(s_, i))) : "";
+    return t ? std::string(reinterpret_cast<const char*>(t),
+                           static_cast<size_t>(sqlite3_column_bytes(s_, i)))
+             : "";
   }
   int64_t Int(int i) { return sqlite3_column_int64(s_, i); }
   const void* Blob(int i, size_t* n) {
@@ -97,7 +101,9 @@ class Stmt {
   sqlite3_stmt* s_ = nullptr;
 };
 
-Status Prepared(const Stmt& s) { return s.ok() ? Status::Ok() : Status::Internal("sqlite: prepare failed: " + s.Error()); }
+Status Prepared(const Stmt& s) {
+  return s.ok() ? Status::Ok() : Status::Internal("sqlite: prepare failed: " + s.Error());
+}
 
 class SqliteStore final : public Store {
  public:
@@ -106,20 +112,29 @@ class SqliteStore final : public Store {
   Status AddCredential(const CredentialRecord& r) override {
     std::lock_guard<std::mutex> l(db_->mu);
     Stmt s(db_->get(),
-           "INSERT INTO credentials(tenant,id,name,type,version,blob,fingerprint,created_at) VALUES(?,?,?,?,?,?,?,?)");
+           "INSERT INTO credentials(tenant,id,name,type,version,blob,fingerprint,created_at) "
+           "VALUES(?,?,?,?,?,?,?,?)");
     TOANI_RETURN_IF_ERROR(Prepared(s));
-    s.Bind(1, r.tenant).Bind(2, r.id).Bind(3, r.name).Bind(4, r.type).Bind(5, r.version).Bind(6, r.blob);
+    s.Bind(1, r.tenant)
+        .Bind(2, r.id)
+        .Bind(3, r.name)
+        .Bind(4, r.type)
+        .Bind(5, r.version)
+        .Bind(6, r.blob);
     s.Bind(7, r.fingerprint).Bind(8, r.created_at);
     int rc = s.Step();
-    if (rc == SQLITE_CONSTRAINT) return Status::AlreadyExists("credential " + r.id + " already exists");
+    if (rc == SQLITE_CONSTRAINT)
+      return Status::AlreadyExists("credential " + r.id + " already exists");
     if (rc != SQLITE_DONE) return Status::Unavailable("sqlite: " + s.Error());
     return Status::Ok();
   }
 
-  StatusOr<CredentialRecord> GetCredential(const std::string& tenant, const std::string& id) override {
+  StatusOr<CredentialRecord> GetCredential(const std::string& tenant,
+                                           const std::string& id) override {
     std::lock_guard<std::mutex> l(db_->mu);
     Stmt s(db_->get(),
-           "SELECT tenant,id,name,type,version,blob,fingerprint,created_at FROM credentials WHERE tenant=? AND id=?");
+           "SELECT tenant,id,name,type,version,blob,fingerprint,created_at FROM credentials WHERE "
+           "tenant=? AND id=?");
     TOANI_RETURN_IF_ERROR(Prepared(s));
     s.Bind(1, tenant).Bind(2, id);
     int rc = s.Step();
@@ -131,7 +146,8 @@ class SqliteStore final : public Store {
   StatusOr<std::vector<CredentialRecord>> ListCredentials(const std::string& tenant) override {
     std::lock_guard<std::mutex> l(db_->mu);
     Stmt s(db_->get(),
-           "SELECT tenant,id,name,type,version,blob,fingerprint,created_at FROM credentials WHERE tenant=? ORDER BY id");
+           "SELECT tenant,id,name,type,version,blob,fingerprint,created_at FROM credentials WHERE "
+           "tenant=? ORDER BY id");
     TOANI_RETURN_IF_ERROR(Prepared(s));
     s.Bind(1, tenant);
     std::vector<CredentialRecord> out;
@@ -160,8 +176,10 @@ class SqliteStore final : public Store {
   StatusOr<std::vector<PolicyRecord>> LatestPolicies(const std::string& tenant) override {
     std::lock_guard<std::mutex> l(db_->mu);
     Stmt s(db_->get(),
-           "SELECT tenant,policy_id,version,document,applied_at FROM policies p WHERE tenant=? AND version="
-           "(SELECT MAX(version) FROM policies q WHERE q.tenant=p.tenant AND q.policy_id=p.policy_id) ORDER BY policy_id");
+           "SELECT tenant,policy_id,version,document,applied_at FROM policies p WHERE tenant=? AND "
+           "version="
+           "(SELECT MAX(version) FROM policies q WHERE q.tenant=p.tenant AND "
+           "q.policy_id=p.policy_id) ORDER BY policy_id");
     TOANI_RETURN_IF_ERROR(Prepared(s));
     s.Bind(1, tenant);
     std::vector<PolicyRecord> out;
@@ -171,14 +189,17 @@ class SqliteStore final : public Store {
     return out;
   }
 
-  StatusOr<PolicyRecord> GetPolicy(const std::string& tenant, const std::string& id, int64_t version) override {
+  StatusOr<PolicyRecord> GetPolicy(const std::string& tenant, const std::string& id,
+                                   int64_t version) override {
     std::lock_guard<std::mutex> l(db_->mu);
     Stmt s(db_->get(),
-           "SELECT tenant,policy_id,version,document,applied_at FROM policies WHERE tenant=? AND policy_id=? AND version=?");
+           "SELECT tenant,policy_id,version,document,applied_at FROM policies WHERE tenant=? AND "
+           "policy_id=? AND version=?");
     TOANI_RETURN_IF_ERROR(Prepared(s));
     s.Bind(1, tenant).Bind(2, id).Bind(3, version);
     int rc = s.Step();
-    if (rc == SQLITE_DONE) return Status::NotFound("policy " + id + " v" + std::to_string(version) + " not found");
+    if (rc == SQLITE_DONE)
+      return Status::NotFound("policy " + id + " v" + std::to_string(version) + " not found");
     if (rc != SQLITE_ROW) return Status::Unavailable("sqlite: " + s.Error());
     return Pol(s);
   }
@@ -187,16 +208,20 @@ class SqliteStore final : public Store {
     std::lock_guard<std::mutex> l(db_->mu);
     Stmt s(db_->get(), "INSERT INTO audit_log(idx, entry, leaf_hash) VALUES(?,?,?)");
     TOANI_RETURN_IF_ERROR(Prepared(s));
-    s.Bind(1, static_cast<int64_t>(row.index)).Bind(2, row.entry).BindBlob(3, row.leaf_hash.data(), 32);
+    s.Bind(1, static_cast<int64_t>(row.index))
+        .Bind(2, row.entry)
+        .BindBlob(3, row.leaf_hash.data(), 32);
     // synchronous=FULL: the commit of this implicit transaction is fsync'd
     // before sqlite3_step returns.
-    if (s.Step() != SQLITE_DONE) return Status::Unavailable("audit: append not durable: " + s.Error());
+    if (s.Step() != SQLITE_DONE)
+      return Status::Unavailable("audit: append not durable: " + s.Error());
     return Status::Ok();
   }
 
   StatusOr<std::vector<AuditRow>> ReadAudit(uint64_t from, uint64_t to) override {
     std::lock_guard<std::mutex> l(db_->mu);
-    Stmt s(db_->get(), "SELECT idx, entry, leaf_hash FROM audit_log WHERE idx >= ? AND idx < ? ORDER BY idx");
+    Stmt s(db_->get(),
+           "SELECT idx, entry, leaf_hash FROM audit_log WHERE idx >= ? AND idx < ? ORDER BY idx");
     TOANI_RETURN_IF_ERROR(Prepared(s));
     s.Bind(1, static_cast<int64_t>(from)).Bind(2, static_cast<int64_t>(to));
     std::vector<AuditRow> out;
@@ -207,7 +232,8 @@ class SqliteStore final : public Store {
       r.entry = s.Text(1);
       size_t n = 0;
       const void* p = s.Blob(2, &n);
-      if (n != 32) return Status::Internal("audit: corrupt leaf hash at " + std::to_string(r.index));
+      if (n != 32)
+        return Status::Internal("audit: corrupt leaf hash at " + std::to_string(r.index));
       std::memcpy(r.leaf_hash.data(), p, 32);
       out.push_back(std::move(r));
     }
@@ -227,21 +253,30 @@ class SqliteStore final : public Store {
   static CredentialRecord Cred(Stmt& s) {
     return {s.Text(0), s.Text(1), s.Text(2), s.Text(3), s.Int(4), s.Text(5), s.Text(6), s.Text(7)};
   }
-  static PolicyRecord Pol(Stmt& s) { return {s.Text(0), s.Text(1), s.Int(2), s.Text(3), s.Text(4)}; }
+  static PolicyRecord Pol(Stmt& s) {
+    return {s.Text(0), s.Text(1), s.Int(2), s.Text(3), s.Text(4)};
+  }
 
   Status PutPolicyLocked(const PolicyRecord& r) {
-    Stmt q(db_->get(), "SELECT COALESCE(MAX(version), 0) FROM policies WHERE tenant=? AND policy_id=?");
+    Stmt q(db_->get(),
+           "SELECT COALESCE(MAX(version), 0) FROM policies WHERE tenant=? AND policy_id=?");
     TOANI_RETURN_IF_ERROR(Prepared(q));
     q.Bind(1, r.tenant).Bind(2, r.policy_id);
     if (q.Step() != SQLITE_ROW) return Status::Unavailable("sqlite: " + q.Error());
     int64_t current = q.Int(0);
     if (r.version <= current) {
-      return Status::FailedPrecondition("policy " + r.policy_id + " version " + std::to_string(r.version) +
-                                        " is not newer than stored version " + std::to_string(current));
+      return Status::FailedPrecondition(
+          "policy " + r.policy_id + " version " + std::to_string(r.version) +
+          " is not newer than stored version " + std::to_string(current));
     }
-    Stmt s(db_->get(), "INSERT INTO policies(tenant,policy_id,version,document,applied_at) VALUES(?,?,?,?,?)");
+    Stmt s(db_->get(),
+           "INSERT INTO policies(tenant,policy_id,version,document,applied_at) VALUES(?,?,?,?,?)");
     TOANI_RETURN_IF_ERROR(Prepared(s));
-    s.Bind(1, r.tenant).Bind(2, r.policy_id).Bind(3, r.version).Bind(4, r.document).Bind(5, r.applied_at);
+    s.Bind(1, r.tenant)
+        .Bind(2, r.policy_id)
+        .Bind(3, r.version)
+        .Bind(4, r.document)
+        .Bind(5, r.applied_at);
     if (s.Step() != SQLITE_DONE) return Status::Unavailable("sqlite: " + s.Error());
     return Status::Ok();
   }
@@ -251,7 +286,8 @@ class SqliteStore final : public Store {
 
 class SqliteReplayStore final : public ReplayStore {
  public:
-  SqliteReplayStore(std::unique_ptr<Db> db, Clock clock) : db_(std::move(db)), clock_(std::move(clock)) {}
+  SqliteReplayStore(std::unique_ptr<Db> db, Clock clock)
+      : db_(std::move(db)), clock_(std::move(clock)) {}
 
   Status ConsumeOnce(const std::string& jti, SysTime expires_at) override {
     std::lock_guard<std::mutex> l(db_->mu);

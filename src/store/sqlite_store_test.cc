@@ -25,7 +25,8 @@ TEST(SqliteStore, CredentialsRoundTripAndDuplicatesRefused) {
   TempDb t;
   auto s = OpenSqliteStore(t.path);
   ASSERT_TRUE(s.ok()) << s.status().ToString();
-  CredentialRecord r{"dev", "cred_1", "bank", "api_key", 1, "c1.blob", "hmac-sha256:ab", "2026-01-01T00:00:00Z"};
+  CredentialRecord r{"dev", "cred_1",  "bank",           "api_key",
+                     1,     "c1.blob", "hmac-sha256:ab", "2026-01-01T00:00:00Z"};
   ASSERT_TRUE((*s)->AddCredential(r).ok());
   EXPECT_EQ((*s)->AddCredential(r).code(), StatusCode::kAlreadyExists);
   auto got = (*s)->GetCredential("dev", "cred_1");
@@ -63,7 +64,8 @@ TEST(SqliteStore, AuditIsAppendOnlyEvenToRawSql) {
   }
   sqlite3* db = nullptr;
   ASSERT_EQ(sqlite3_open(t.path.c_str(), &db), SQLITE_OK);
-  EXPECT_NE(sqlite3_exec(db, "UPDATE audit_log SET entry='x'", nullptr, nullptr, nullptr), SQLITE_OK);
+  EXPECT_NE(sqlite3_exec(db, "UPDATE audit_log SET entry='x'", nullptr, nullptr, nullptr),
+            SQLITE_OK);
   EXPECT_NE(sqlite3_exec(db, "DELETE FROM audit_log", nullptr, nullptr, nullptr), SQLITE_OK);
   sqlite3_close(db);
   auto s = OpenSqliteStore(t.path);
@@ -79,7 +81,8 @@ TEST(SqliteReplayStore, ConsumesOnce) {
   auto r = OpenSqliteReplayStore(t.path, [now] { return now; });
   ASSERT_TRUE(r.ok());
   EXPECT_TRUE((*r)->ConsumeOnce("jti-1", now + std::chrono::minutes(5)).ok());
-  EXPECT_EQ((*r)->ConsumeOnce("jti-1", now + std::chrono::minutes(5)).code(), StatusCode::kAlreadyExists);
+  EXPECT_EQ((*r)->ConsumeOnce("jti-1", now + std::chrono::minutes(5)).code(),
+            StatusCode::kAlreadyExists);
   EXPECT_TRUE((*r)->ConsumeOnce("jti-2", now + std::chrono::minutes(5)).ok());
 }
 

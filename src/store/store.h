@@ -41,7 +41,8 @@ class Store {
   virtual ~Store() = default;
   // AlreadyExists if (tenant, id) exists.
   virtual Status AddCredential(const CredentialRecord& rec) = 0;
-  virtual StatusOr<CredentialRecord> GetCredential(const std::string& tenant, const std::string& id) = 0;
+  virtual StatusOr<CredentialRecord> GetCredential(const std::string& tenant,
+                                                   const std::string& id) = 0;
   virtual StatusOr<std::vector<CredentialRecord>> ListCredentials(const std::string& tenant) = 0;
   virtual StatusOr<int64_t> CountCredentials() = 0;
 
@@ -50,7 +51,8 @@ class Store {
   virtual Status PutPolicy(const PolicyRecord& rec) = 0;
   // The newest version of each policy of the tenant.
   virtual StatusOr<std::vector<PolicyRecord>> LatestPolicies(const std::string& tenant) = 0;
-  virtual StatusOr<PolicyRecord> GetPolicy(const std::string& tenant, const std::string& policy_id, int64_t version) = 0;
+  virtual StatusOr<PolicyRecord> GetPolicy(const std::string& tenant, const std::string& policy_id,
+                                           int64_t version) = 0;
 
   // Appends exactly at `row.index` (== current size) and is durable when it
   // returns OK. There is no update or delete.

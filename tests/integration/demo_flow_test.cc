@@ -30,9 +30,11 @@ std::vector<std::string> Forms(const std::string& s) {
   return {s, Base64Encode(AsBytes(s)), Base64UrlEncode(AsBytes(s)), HexEncode(AsBytes(s))};
 }
 
-void ExpectAbsent(const std::string& haystack, const std::string& secret, const std::string& where) {
+void ExpectAbsent(const std::string& haystack, const std::string& secret,
+                  const std::string& where) {
   for (const auto& f : Forms(secret)) {
-    EXPECT_EQ(haystack.find(f), std::string::npos) << "credential (form: " << f.substr(0, 6) << "…) found in " << where;
+    EXPECT_EQ(haystack.find(f), std::string::npos)
+        << "credential (form: " << f.substr(0, 6) << "…) found in " << where;
   }
 }
 
@@ -51,8 +53,9 @@ TEST_F(DemoFlowTest, DemoRunsEndToEndAndTheCredentialNeverLeaks) {
   const std::string secret_file = server_.data_dir() + "/../demo-secret.txt";
   { std::ofstream(secret_file) << secret; }
   const std::string out_file = server_.data_dir() + "/../demo.out";
-  std::string cmd = "TOANI_ADDR='" + server_.address() + "' '" + server_.bin("toani") + "' demo --data '" +
-                    server_.data_dir() + "' --secret-file '" + secret_file + "' > '" + out_file + "' 2>&1";
+  std::string cmd = "TOANI_ADDR='" + server_.address() + "' '" + server_.bin("toani") +
+                    "' demo --data '" + server_.data_dir() + "' --secret-file '" + secret_file +
+                    "' > '" + out_file + "' 2>&1";
   int rc = std::system(cmd.c_str());
   const std::string out = ReadFileOrEmpty(out_file);
   fs::remove(secret_file);
@@ -70,9 +73,10 @@ TEST_F(DemoFlowTest, DemoRunsEndToEndAndTheCredentialNeverLeaks) {
   ASSERT_EQ(status, 200);
   std::vector<std::string> types;
   for (const auto& e : (*entries)["entries"]) types.push_back(e["type"]);
-  for (const char* want : {"credential.added", "policy.applied", "action.authorized", "execution.started",
-                           "execution.finished", "replay.refused"}) {
-    EXPECT_NE(std::find(types.begin(), types.end(), want), types.end()) << "missing audit event " << want;
+  for (const char* want : {"credential.added", "policy.applied", "action.authorized",
+                           "execution.started", "execution.finished", "replay.refused"}) {
+    EXPECT_NE(std::find(types.begin(), types.end(), want), types.end())
+        << "missing audit event " << want;
   }
   auto root = server_.CallJson("admin", "GET", "/v1/audit/root");
   ASSERT_TRUE(root.ok());
@@ -106,29 +110,40 @@ TEST_F(DemoFlowTest, TokenIsBoundToItsParametersAndAgent) {
   Bytes sealed(secret.size() + crypto_box_SEALBYTES);
   crypto_box_seal(sealed.data(), AsBytes(secret).data(), secret.size(), pk->data());
   long st = 0;
-  auto cred = server_.CallJson("admin", "POST", "/v1/credentials",
-                               {{"name", "k"}, {"type", "api_key"}, {"sealed", Base64UrlEncode(sealed)}}, &st);
+  auto cred = server_.CallJson(
+      "admin", "POST", "/v1/credentials",
+      {{"name", "k"}, {"type", "api_key"}, {"sealed", Base64UrlEncode(sealed)}}, &st);
   ASSERT_EQ(st, 201) << cred->dump();
-  json policy = {{"policy_id", "p"}, {"version", 1},
-                 {"actions", {{"a", {{"agents", {"demo-agent"}}, {"connector", "http"}, {"credential", (*cred)["id"]},
-                                     {"request", {{"url", "https://target.toani.test:9/x/{{n}}"}}},
-                                     {"params", {{"type", "object"}, {"properties", {{"n", {{"type", "integer"}}}}}}},
-                                     {"egress", {{{"host", "target.toani.test"}, {"port", 9}}}}}}}}};
+  json policy = {
+      {"policy_id", "p"},
+      {"version", 1},
+      {"actions",
+       {{"a",
+         {{"agents", {"demo-agent"}},
+          {"connector", "http"},
+          {"credential", (*cred)["id"]},
+          {"request", {{"url", "https://target.toani.test:9/x/{{n}}"}}},
+          {"params", {{"type", "object"}, {"properties", {{"n", {{"type", "integer"}}}}}}},
+          {"egress", {{{"host", "target.toani.test"}, {"port", 9}}}}}}}}};
   auto applied = server_.CallJson("admin", "POST", "/v1/policies", policy, &st);
   ASSERT_EQ(st, 201) << (applied.ok() ? applied->dump() : applied.status().ToString());
-  auto auth = server_.CallJson("agent", "POST", "/v1/authorize", {{"action", "a"}, {"params", {{"n", 1}}}}, &st);
+  auto auth = server_.CallJson("agent", "POST", "/v1/authorize",
+                               {{"action", "a"}, {"params", {{"n", 1}}}}, &st);
   ASSERT_EQ(st, 200) << auth->dump();
   std::string token = (*auth)["token"];
   // Other parameters: refused.
-  auto r = server_.CallJson("agent", "POST", "/v1/executions", {{"token", token}, {"params", {{"n", 2}}}}, &st);
+  auto r = server_.CallJson("agent", "POST", "/v1/executions",
+                            {{"token", token}, {"params", {{"n", 2}}}}, &st);
   EXPECT_EQ(st, 403) << r->dump();
   // A tampered token: refused.
   std::string bad = token;
   bad[bad.size() / 2] = bad[bad.size() / 2] == 'A' ? 'B' : 'A';
-  r = server_.CallJson("agent", "POST", "/v1/executions", {{"token", bad}, {"params", {{"n", 1}}}}, &st);
+  r = server_.CallJson("agent", "POST", "/v1/executions", {{"token", bad}, {"params", {{"n", 1}}}},
+                       &st);
   EXPECT_EQ(st, 401) << r->dump();
   // The admin identity cannot use an agent's token.
-  r = server_.CallJson("admin", "POST", "/v1/executions", {{"token", token}, {"params", {{"n", 1}}}}, &st);
+  r = server_.CallJson("admin", "POST", "/v1/executions",
+                       {{"token", token}, {"params", {{"n", 1}}}}, &st);
   EXPECT_EQ(st, 403) << r->dump();
 }
 
@@ -151,7 +166,8 @@ TEST_F(DemoFlowTest, BadInputGetsProblemJsonAndChangesNothing) {
       {"admin", "/v1/credentials", "[1,2]", 400},
       {"admin", "/v1/policies", "{not json", 400},
       {"admin", "/v1/policies", R"({"policy_id":"p"})", 400},
-      {"admin", "/v1/policies", R"({"policy_id":"p","version":1,"actions":{"a":{"agents":["x"]}}})", 400},
+      {"admin", "/v1/policies", R"({"policy_id":"p","version":1,"actions":{"a":{"agents":["x"]}}})",
+       400},
       {"agent", "/v1/authorize", "{not json", 400},
       {"agent", "/v1/authorize", R"({"params":{}})", 400},
       {"agent", "/v1/authorize", R"({"action":"x"})", 400},
@@ -175,21 +191,25 @@ TEST_F(DemoFlowTest, BadInputGetsProblemJsonAndChangesNothing) {
   // Oversize bodies: 413 before any handler runs.
   for (const char* path : {"/v1/credentials", "/v1/policies", "/v1/authorize", "/v1/executions"}) {
     std::string big = R"({"pad":")" + std::string(300 * 1024, 'a') + "\"}";
-    auto r = server_.Call(path == std::string("/v1/credentials") || path == std::string("/v1/policies") ? "admin" : "agent",
-                          "POST", path, big);
+    auto r = server_.Call(
+        path == std::string("/v1/credentials") || path == std::string("/v1/policies") ? "admin"
+                                                                                      : "agent",
+        "POST", path, big);
     ASSERT_TRUE(r.ok());
     EXPECT_EQ(r->status, 413) << path;
     EXPECT_EQ(r->content_type.rfind("application/problem+json", 0), 0u);
   }
   // Wrong content type.
-  auto r = server_.Call("agent", "POST", "/v1/authorize", "action=x", "application/x-www-form-urlencoded");
+  auto r = server_.Call("agent", "POST", "/v1/authorize", "action=x",
+                        "application/x-www-form-urlencoded");
   ASSERT_TRUE(r.ok());
   EXPECT_EQ(r->status, 415);
   EXPECT_EQ(state(), before) << "bad input changed state";
 
   // An unknown action: 404, and (on purpose) one action.denied audit entry, nothing else.
   long st = 0;
-  auto unknown = server_.CallJson("agent", "POST", "/v1/authorize", {{"action", "no.such"}, {"params", json::object()}}, &st);
+  auto unknown = server_.CallJson("agent", "POST", "/v1/authorize",
+                                  {{"action", "no.such"}, {"params", json::object()}}, &st);
   EXPECT_EQ(st, 404) << unknown->dump();
   auto after = state();
   EXPECT_EQ(after.first, before.first);

@@ -31,7 +31,9 @@ ServerHarness::~ServerHarness() {
   fs::remove_all(root_, ec);
 }
 
-std::string ServerHarness::bin(const std::string& name) const { return std::string(TOANI_BUILD_DIR) + "/bin/" + name; }
+std::string ServerHarness::bin(const std::string& name) const {
+  return std::string(TOANI_BUILD_DIR) + "/bin/" + name;
+}
 
 Status ServerHarness::Start() {
   pid_ = ::fork();
@@ -43,8 +45,8 @@ Status ServerHarness::Start() {
       ::dup2(fileno(log), 2);
     }
     std::string toani = bin("toani");
-    ::execl(toani.c_str(), toani.c_str(), "server", "--dev", "--data", data_.c_str(), "--listen", "127.0.0.1:0",
-            static_cast<char*>(nullptr));
+    ::execl(toani.c_str(), toani.c_str(), "server", "--dev", "--data", data_.c_str(), "--listen",
+            "127.0.0.1:0", static_cast<char*>(nullptr));
     ::_exit(127);
   }
   auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
@@ -83,15 +85,17 @@ int ServerHarness::Stop() {
 StatusOr<ClientResponse> ServerHarness::Call(const std::string& who, const std::string& method,
                                              const std::string& path, const std::string& body,
                                              const std::string& content_type) const {
-  ClientTls tls{data_ + "/pki/ca.pem", data_ + "/pki/" + who + ".pem", data_ + "/pki/" + who + "-key.pem"};
+  ClientTls tls{data_ + "/pki/ca.pem", data_ + "/pki/" + who + ".pem",
+                data_ + "/pki/" + who + "-key.pem"};
   return HttpsCall(method, address_ + path, body, content_type, tls);
 }
 
 StatusOr<nlohmann::json> ServerHarness::CallJson(const std::string& who, const std::string& method,
-                                                 const std::string& path, const nlohmann::json& body,
-                                                 long* status) const {
-  TOANI_ASSIGN_OR_RETURN(ClientResponse r, Call(who, method, path, body.is_null() ? "" : body.dump(),
-                                                body.is_null() ? "" : "application/json"));
+                                                 const std::string& path,
+                                                 const nlohmann::json& body, long* status) const {
+  TOANI_ASSIGN_OR_RETURN(ClientResponse r,
+                         Call(who, method, path, body.is_null() ? "" : body.dump(),
+                              body.is_null() ? "" : "application/json"));
   if (status != nullptr) *status = r.status;
   auto j = nlohmann::json::parse(r.body, nullptr, false);
   if (j.is_discarded()) return Status::Internal("response is not JSON: " + r.body);

@@ -25,10 +25,12 @@ class ServerHarness {
   std::string bin(const std::string& name) const;
 
   // One API call with the dev admin or agent certificate.
-  StatusOr<ClientResponse> Call(const std::string& who, const std::string& method, const std::string& path,
-                                const std::string& body, const std::string& content_type = "application/json") const;
-  StatusOr<nlohmann::json> CallJson(const std::string& who, const std::string& method, const std::string& path,
-                                    const nlohmann::json& body = nullptr, long* status = nullptr) const;
+  StatusOr<ClientResponse> Call(const std::string& who, const std::string& method,
+                                const std::string& path, const std::string& body,
+                                const std::string& content_type = "application/json") const;
+  StatusOr<nlohmann::json> CallJson(const std::string& who, const std::string& method,
+                                    const std::string& path, const nlohmann::json& body = nullptr,
+                                    long* status = nullptr) const;
 
  private:
   std::string root_, data_, log_, address_;
