@@ -142,6 +142,13 @@ StatusOr<std::vector<std::string>> BuildBwrapArgv(const BwrapOptions& options,
                         "/",
                         "--chdir",
                         "/tmp",
+                    });
+  if (spec.seccomp != SeccompProfile::kNone) {
+    // The allow-list (seccomp_policy.cc), loaded by bwrap right before it executes the
+    // connector: nothing the connector runs is ever outside it.
+    a.insert(a.end(), {"--seccomp", std::to_string(kSeccompFd)});
+  }
+  a.insert(a.end(), {
                         "--",
                         std::string(kSandboxConnectorPath),
                     });

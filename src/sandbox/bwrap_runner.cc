@@ -1,9 +1,9 @@
-// SandboxRunner on top of bubblewrap: fork, set limits, drop root, exec bwrap.
-// TODO(issue 6): seccomp allow-list (libseccomp, loaded via bwrap --seccomp) and cgroup
-// memory/pids limits; until then RLIMIT_AS/NPROC/CPU are the only resource bounds.
+// SandboxRunner on top of bubblewrap: fork, join the sandbox's cgroups, set rlimits,
+// drop root, hand bwrap the seccomp program on fd 3, exec bwrap.
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
+#include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
@@ -14,9 +14,13 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <map>
+#include <mutex>
 #include <string>
 #include <vector>
 
+#include "common/log.h"
+#include "sandbox/cgroup.h"
 #include "sandbox/sandbox_runner.h"
 
 namespace toani {
@@ -60,13 +64,35 @@ void SetNonBlocking(int fd) {
   ::fcntl(fd, F_SETFL, flags | O_NONBLOCK);
 }
 
+// Everything the child needs, prepared before fork (the child may not allocate).
+struct ChildPlan {
+  pid_t parent;
+  int in_fd, out_fd, err_fd;
+  int seccomp_fd;                 // -1: no filter
+  std::vector<const char*> join;  // cgroup.procs files to write "0" to
+  bool drop;
+  rlim_t cpu_seconds;
+  char* const* argv;
+};
+
 // Child side, between fork and exec: only async-signal-safe calls, no allocation.
-[[noreturn]] void ExecChild(pid_t parent, int in_fd, int out_fd, int err_fd,
-                            const SandboxSpec& spec, const BwrapOptions& options, bool drop,
-                            const rlim_t cpu_seconds, char* const* argv) {
+[[noreturn]] void ExecChild(const ChildPlan& plan, const SandboxSpec& spec,
+                            const BwrapOptions& options) {
   ::setpgid(0, 0);  // Kill() signals the whole group
-  if (::prctl(PR_SET_PDEATHSIG, SIGKILL) != 0 || ::getppid() != parent) _exit(125);
-  const int fds[3] = {in_fd, out_fd, err_fd};
+  if (::prctl(PR_SET_PDEATHSIG, SIGKILL) != 0 || ::getppid() != plan.parent) _exit(125);
+  // Join the sandbox's cgroups first: everything bwrap starts is then inside them.
+  for (const char* file : plan.join) {
+    const int fd = ::open(file, O_WRONLY | O_CLOEXEC);
+    if (fd < 0 || ::write(fd, "0", 1) != 1) _exit(125);
+    ::close(fd);
+  }
+  // Move the seccomp program out of the way of 0-2 first, then to kSeccompFd.
+  int seccomp_fd = plan.seccomp_fd;
+  if (seccomp_fd >= 0 && seccomp_fd <= kSeccompFd) {
+    seccomp_fd = ::fcntl(seccomp_fd, F_DUPFD_CLOEXEC, 10);
+    if (seccomp_fd < 0) _exit(125);
+  }
+  const int fds[3] = {plan.in_fd, plan.out_fd, plan.err_fd};
   for (int target = 0; target < 3; ++target) {
     if (fds[target] == target) {
       ::fcntl(target, F_SETFD, 0);  // keep across exec
@@ -74,8 +100,13 @@ void SetNonBlocking(int fd) {
       _exit(125);
     }
   }
-  if (::syscall(SYS_close_range, 3U, ~0U, 0U) != 0) {
-    for (int fd = 3; fd < 65536; ++fd) ::close(fd);
+  unsigned first_to_close = 3;
+  if (seccomp_fd >= 0) {
+    if (::dup2(seccomp_fd, kSeccompFd) < 0) _exit(125);  // dup2 clears FD_CLOEXEC
+    first_to_close = kSeccompFd + 1;
+  }
+  if (::syscall(SYS_close_range, first_to_close, ~0U, 0U) != 0) {
+    for (int fd = static_cast<int>(first_to_close); fd < 65536; ++fd) ::close(fd);
   }
   struct sigaction dfl {};
   dfl.sa_handler = SIG_DFL;
@@ -91,10 +122,10 @@ void SetNonBlocking(int fd) {
   limit(RLIMIT_CORE, 0);
   limit(RLIMIT_AS, spec.address_space_bytes);
   limit(RLIMIT_NPROC, spec.max_processes);
-  limit(RLIMIT_CPU, cpu_seconds);
+  limit(RLIMIT_CPU, plan.cpu_seconds);
   limit(RLIMIT_NOFILE, 256);
   limit(RLIMIT_FSIZE, spec.tmpfs_bytes);
-  if (drop) {
+  if (plan.drop) {
     // Raw syscalls: they affect only this (the only) thread, no glibc setxid dance.
     if (::syscall(SYS_setgroups, 0, nullptr) != 0 ||
         ::syscall(SYS_setresgid, options.host_gid, options.host_gid, options.host_gid) != 0 ||
@@ -103,14 +134,16 @@ void SetNonBlocking(int fd) {
     }
   }
   char* const empty_env[] = {nullptr};
-  ::execve(argv[0], argv, empty_env);
+  ::execve(plan.argv[0], plan.argv, empty_env);
   _exit(127);
 }
 
 class BwrapProcess final : public SandboxProcess {
  public:
-  BwrapProcess(pid_t pid, Fd pidfd, Fd in, Fd out, Fd err, const SandboxSpec& spec)
-      : pid_(pid),
+  BwrapProcess(pid_t pid, Fd pidfd, Fd in, Fd out, Fd err, const SandboxSpec& spec,
+               std::unique_ptr<SandboxCgroup> cgroup)
+      : cgroup_(std::move(cgroup)),
+        pid_(pid),
         pidfd_(std::move(pidfd)),
         in_(std::move(in)),
         out_(std::move(out)),
@@ -124,6 +157,7 @@ class BwrapProcess final : public SandboxProcess {
       (void)Kill();
       Reap(/*block=*/true);
     }
+    // cgroup_'s destructor then kills anything left inside and removes it.
   }
 
   Status WriteLine(std::string_view line) override {
@@ -167,6 +201,8 @@ class BwrapProcess final : public SandboxProcess {
     if (::kill(-pid_, SIGKILL) != 0 && ::kill(pid_, SIGKILL) != 0 && errno != ESRCH) {
       return Errno("kill");
     }
+    // Whatever left the process group (setsid, double fork) is still in the cgroup.
+    if (cgroup_) return cgroup_->KillAll();
     return Status::Ok();
   }
 
@@ -182,6 +218,8 @@ class BwrapProcess final : public SandboxProcess {
       Status st = Pump(deadline_, /*want_write=*/false, /*until_any_event=*/true);
       (void)st;
     }
+    // bwrap is gone; nothing it started may outlive it.
+    if (cgroup_) (void)cgroup_->KillAll();
     if (WIFEXITED(wstatus_)) return WEXITSTATUS(wstatus_);
     if (WIFSIGNALED(wstatus_)) return 128 + WTERMSIG(wstatus_);
     return Status::Internal("unexpected wait status");
@@ -189,6 +227,11 @@ class BwrapProcess final : public SandboxProcess {
 
   std::string Stderr() const override { return err_buf_; }
   pid_t pid() const override { return pid_; }
+  std::vector<pid_t> HostPids() const override {
+    if (!cgroup_) return reaped_ ? std::vector<pid_t>{} : std::vector<pid_t>{pid_};
+    return cgroup_->Pids();
+  }
+  bool OomKilled() const override { return cgroup_ && cgroup_->OomKilled(); }
 
  private:
   bool Reap(bool block) {
@@ -267,6 +310,7 @@ class BwrapProcess final : public SandboxProcess {
     }
   }
 
+  std::unique_ptr<SandboxCgroup> cgroup_;  // destroyed last: kills stragglers, rmdir
   const pid_t pid_;
   Fd pidfd_, in_, out_, err_;
   const Clock::time_point deadline_;
@@ -279,7 +323,30 @@ class BwrapProcess final : public SandboxProcess {
 
 class BwrapRunner final : public SandboxRunner {
  public:
-  explicit BwrapRunner(BwrapOptions options) : options_(std::move(options)) {}
+  explicit BwrapRunner(BwrapOptions options) : options_(std::move(options)) {
+    if (options_.use_cgroups) {
+      cgroups_ = CgroupController::Detect();
+      // Said once, at start-up, so an operator knows which limits hold.
+      if (cgroups_->kind() == CgroupController::Kind::kNone) {
+        Log(LogLevel::kWarn, "sandbox", "cgroups_unavailable", {{"detail", cgroups_->Describe()}});
+      } else {
+        Log(LogLevel::kInfo, "sandbox", "cgroups", {{"detail", cgroups_->Describe()}});
+      }
+    } else {
+      Log(LogLevel::kWarn, "sandbox", "cgroups_disabled",
+          {{"detail", "BwrapOptions.use_cgroups is false: rlimits only"}});
+    }
+  }
+
+  // The seccomp program for `profile`, compiled once per runner.
+  StatusOr<std::vector<uint8_t>> Bpf(SeccompProfile profile) {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = bpf_.find(profile);
+    if (it != bpf_.end()) return it->second;
+    TOANI_ASSIGN_OR_RETURN(std::vector<uint8_t> prog, MakeSandboxPolicy(profile).BuildBpf());
+    bpf_[profile] = prog;
+    return prog;
+  }
 
   StatusOr<std::unique_ptr<SandboxProcess>> Start(const SandboxSpec& spec) override {
     TOANI_ASSIGN_OR_RETURN(std::vector<std::string> args, BuildBwrapArgv(options_, spec));
@@ -288,7 +355,27 @@ class BwrapRunner final : public SandboxRunner {
     argv.push_back(nullptr);
     const bool drop = options_.drop_root && ::geteuid() == 0;
     const auto wall_s = (spec.wall_timeout.count() + 999) / 1000;
-    const auto cpu_seconds = static_cast<rlim_t>(wall_s + 1);
+    const auto cpu_seconds =
+        static_cast<rlim_t>(spec.cpu_seconds != 0 ? spec.cpu_seconds : wall_s + 1);
+
+    // The seccomp program travels in a sealed-size memfd that bwrap reads at start.
+    Fd seccomp_fd;
+    if (spec.seccomp != SeccompProfile::kNone) {
+      TOANI_ASSIGN_OR_RETURN(std::vector<uint8_t> prog, Bpf(spec.seccomp));
+      seccomp_fd = Fd(::memfd_create("toani-seccomp", MFD_CLOEXEC));
+      if (seccomp_fd.get() < 0) return Errno("memfd_create");
+      if (::write(seccomp_fd.get(), prog.data(), prog.size()) !=
+              static_cast<ssize_t>(prog.size()) ||
+          ::lseek(seccomp_fd.get(), 0, SEEK_SET) != 0) {
+        return Errno("writing the seccomp program");
+      }
+    }
+    // A cgroup promised by detection but not creatable now: refuse rather than run
+    // without the limits (fail closed).
+    std::unique_ptr<SandboxCgroup> cgroup;
+    if (cgroups_ && cgroups_->kind() != CgroupController::Kind::kNone) {
+      TOANI_ASSIGN_OR_RETURN(cgroup, cgroups_->Create({spec.memory_bytes, spec.max_pids}));
+    }
 
     int in[2], out[2], err[2];
     if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, in) != 0) return Errno("socketpair");
@@ -301,13 +388,14 @@ class BwrapRunner final : public SandboxRunner {
     ::shutdown(in_parent.get(), SHUT_RD);
     ::shutdown(out_parent.get(), SHUT_WR);
 
-    const pid_t parent = ::getpid();
+    ChildPlan plan{::getpid(), in_child.get(), out_child.get(), err_child.get(), seccomp_fd.get(),
+                   {},         drop,           cpu_seconds,     argv.data()};
+    if (cgroup) {
+      for (const std::string& f : cgroup->join_files()) plan.join.push_back(f.c_str());
+    }
     const pid_t pid = ::fork();
     if (pid < 0) return Errno("fork");
-    if (pid == 0) {
-      ExecChild(parent, in_child.get(), out_child.get(), err_child.get(), spec, options_, drop,
-                cpu_seconds, argv.data());
-    }
+    if (pid == 0) ExecChild(plan, spec, options_);
     ::setpgid(pid, pid);  // also done in the child; whichever runs first wins
     in_child.Reset();
     out_child.Reset();
@@ -316,13 +404,16 @@ class BwrapRunner final : public SandboxRunner {
     SetNonBlocking(out_parent.get());
     SetNonBlocking(err_parent.get());
     Fd pidfd(static_cast<int>(::syscall(SYS_pidfd_open, pid, 0)));  // -1 on old kernels
-    return std::unique_ptr<SandboxProcess>(
-        std::make_unique<BwrapProcess>(pid, std::move(pidfd), std::move(in_parent),
-                                       std::move(out_parent), std::move(err_parent), spec));
+    return std::unique_ptr<SandboxProcess>(std::make_unique<BwrapProcess>(
+        pid, std::move(pidfd), std::move(in_parent), std::move(out_parent), std::move(err_parent),
+        spec, std::move(cgroup)));
   }
 
  private:
   const BwrapOptions options_;
+  std::unique_ptr<CgroupController> cgroups_;
+  std::mutex mu_;  // guards bpf_
+  std::map<SeccompProfile, std::vector<uint8_t>> bpf_;
 };
 
 }  // namespace

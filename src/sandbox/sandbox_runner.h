@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "common/status.h"
+#include "sandbox/seccomp_policy.h"
 
 namespace toani {
 
@@ -43,6 +44,15 @@ struct SandboxSpec {
   uint64_t address_space_bytes = 1ull << 30;
   // RLIMIT_NPROC; counts all processes of the host uid the sandbox runs as. Default 256.
   uint64_t max_processes = 256;
+  // cgroup limits for the sandbox as a whole (when the host has usable cgroups; see
+  // CgroupController). memory.max / memory.limit_in_bytes; default 256 MiB.
+  uint64_t memory_bytes = 256ull << 20;
+  // pids.max: every process and thread in the sandbox, bwrap included. Default 64.
+  uint64_t max_pids = 64;
+  // RLIMIT_CPU in seconds (SIGKILL when exceeded); 0 = wall timeout rounded up + 1 s.
+  uint64_t cpu_seconds = 0;
+  // System calls the connector may make (seccomp_policy.h). Default kConnector.
+  SeccompProfile seccomp = SeccompProfile::kConnector;
   // Longest stdout line ReadLine accepts. Default 8 MiB.
   size_t max_line_bytes = 8 << 20;
   // stderr kept for Stderr(); the rest is read and dropped. Default 64 KiB.
@@ -71,6 +81,11 @@ class SandboxProcess {
   virtual std::string Stderr() const = 0;
   // Host pid of the bwrap process (for logs and tests).
   virtual pid_t pid() const = 0;
+  // Host pids of every process the sandbox holds now (its cgroup's members; without
+  // cgroups just pid()). For tests and operators.
+  virtual std::vector<pid_t> HostPids() const { return {pid()}; }
+  // True if the sandbox's memory limit killed one of its processes.
+  virtual bool OomKilled() const { return false; }
 };
 
 class SandboxRunner {
@@ -91,10 +106,16 @@ struct BwrapOptions {
   bool drop_root = true;
   uid_t host_uid = 65534;
   gid_t host_gid = 65534;
+  // Put each sandbox in its own memory+pids cgroup when the host allows it. Default
+  // true. When cgroups cannot be used the runner says so once, at construction.
+  bool use_cgroups = true;
 };
 
 std::unique_ptr<SandboxRunner> MakeBwrapRunner(BwrapOptions options);
 std::unique_ptr<SandboxRunner> MakeBwrapRunner(std::string bwrap_path = "/usr/bin/bwrap");
+
+// Descriptor number at which the child hands bwrap the seccomp BPF program.
+inline constexpr int kSeccompFd = 3;
 
 // The bwrap command line (argv[0] = bwrap path) for `spec`; exposed for tests and docs.
 StatusOr<std::vector<std::string>> BuildBwrapArgv(const BwrapOptions& options,

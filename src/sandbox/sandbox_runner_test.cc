@@ -17,6 +17,7 @@ SandboxSpec ShellSpec() {
   SandboxSpec spec;
   spec.connector_path = "/usr/bin/sh";  // reads commands from stdin
   spec.wall_timeout = milliseconds(10000);
+  spec.seccomp = SeccompProfile::kConnectorWithSubprocesses;  // sh forks its commands
   return spec;
 }
 
@@ -32,7 +33,7 @@ TEST(BuildBwrapArgvTest, HasTheIsolationFlags) {
   ASSERT_TRUE(argv.ok()) << argv.status().ToString();
   const std::vector<std::string>& a = *argv;
   EXPECT_EQ(a.front(), "/usr/bin/bwrap");
-  for (const char* flag : {"--unshare-all", "--disable-userns", "--die-with-parent",
+  for (const char* flag : {"--seccomp", "--unshare-all", "--disable-userns", "--die-with-parent",
                            "--new-session", "--clearenv", "--remount-ro"}) {
     EXPECT_TRUE(Contains(a, flag)) << flag;
   }

@@ -239,8 +239,11 @@ StatusOr<Executor::RunResult> Executor::RunSandboxed(const std::string& tenant,
   job["sealed_credential"] = released["sealed"];
   TOANI_RETURN_IF_ERROR(proc->WriteLine(job.dump()));
   auto result_line = proc->ReadLine(cfg_.timeout + std::chrono::seconds(2));
-  (void)proc->Kill();
+  // Let the connector exit on its own (its exit code is then meaningful), bounded by
+  // the wall deadline; then kill whatever is left of the sandbox.
+  if (!result_line.ok()) (void)proc->Kill();
   (void)proc->Wait();
+  (void)proc->Kill();
   proxy->Stop();
   if (!result_line.ok()) {
     Log(LogLevel::kError, "executor", "connector_failed", {{"stderr", proc->Stderr()}});
