@@ -1,8 +1,13 @@
-// toani-keyd: the key boundary (stands in for an SGX enclave). Links only
-// libsodium and libcrypto. Reads framed requests on fd 3 (a socketpair end handed
-// over by the server) and answers them; exits when the server closes the socket.
+// toani-keyd: the key boundary (stands in for an SGX enclave). Links only libsodium
+// and libcrypto. Reads framed requests on fd 3 (a socketpair end handed over by the
+// server) and answers them; exits when the server closes the socket.
+//
+// Start-up order matters: harden the process, map secret memory (before any secret
+// exists), check the peer, load state, measure the executable, then lock the process
+// down with seccomp before reading the first request.
 #include <sys/prctl.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <csignal>
@@ -15,8 +20,12 @@
 #include "crypto/hash.h"
 #include "keyd/key_service.h"
 #include "keyd/protocol.h"
+#include "keyd/seccomp.h"
+#include "keyd/secure_memory.h"
 
 namespace {
+
+constexpr size_t kSecretArenaBytes = 2 << 20;  // within the default 8 MiB RLIMIT_MEMLOCK
 
 std::string MeasureSelf() {
   std::ifstream f("/proc/self/exe", std::ios::binary);
@@ -25,24 +34,44 @@ std::string MeasureSelf() {
   return toani::HexEncode(std::span<const uint8_t>(h.data(), h.size()));
 }
 
-void Harden() {
-  // No core dumps, no ptrace attach from same-uid processes.
-  prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
-  struct rlimit no_core {0, 0};
-  setrlimit(RLIMIT_CORE, &no_core);
-  std::signal(SIGPIPE, SIG_IGN);
-  // TODO(issue 3): memfd_secret for key memory, seccomp filter after start-up.
+int Die(const char* event, const std::string& why) {
+  std::fprintf(stderr,
+               "{\"component\":\"keyd\",\"level\":\"error\",\"event\":\"%s\",\"error\":\"%s\"}\n",
+               event, why.c_str());
+  return 1;
+}
+
+// The socket must be a Unix stream socket whose peer runs as our own uid.
+toani::Status CheckPeer(int fd) {
+  int type = 0;
+  socklen_t len = sizeof type;
+  if (::getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) != 0 || type != SOCK_STREAM) {
+    return toani::Status::PermissionDenied("fd is not a stream socket");
+  }
+  struct ucred cred {};
+  len = sizeof cred;
+  if (::getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0) {
+    return toani::Status::PermissionDenied("SO_PEERCRED failed (not a Unix socket?)");
+  }
+  if (cred.uid != ::getuid()) return toani::Status::PermissionDenied("peer runs as another uid");
+  return toani::Status::Ok();
 }
 
 int Usage() {
-  std::fprintf(stderr, "usage: toani-keyd --dev --state-dir DIR [--fd N]\n");
+  std::fprintf(stderr, "usage: toani-keyd [--dev] --state-dir DIR [--fd N]\n");
   return 2;
 }
 
 }  // namespace
 
 int main(int argc, char** argv) {
-  Harden();
+  // No core dumps, no ptrace attach from same-uid processes.
+  ::prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
+  struct rlimit no_core {
+    0, 0
+  };
+  ::setrlimit(RLIMIT_CORE, &no_core);
+  std::signal(SIGPIPE, SIG_IGN);
   toani::keyd::KeydOptions opts;
   int fd = 3;
   for (int i = 1; i < argc; ++i) {
@@ -57,18 +86,22 @@ int main(int argc, char** argv) {
       return Usage();
     }
   }
+  if (auto st = toani::keyd::InstallSecretArena(kSecretArenaBytes); !st.ok()) {
+    return Die("secret_memory_failed", st.message());
+  }
+  if (auto st = CheckPeer(fd); !st.ok()) return Die("peer_refused", st.message());
   opts.measurement = MeasureSelf();
   auto svc = toani::keyd::KeyService::Open(opts);
-  if (!svc.ok()) {
-    std::fprintf(stderr, "{\"component\":\"keyd\",\"level\":\"error\",\"event\":\"start_failed\",\"error\":\"%s\"}\n",
-                 svc.status().ToString().c_str());
-    return 1;
-  }
+  if (!svc.ok()) return Die("start_failed", svc.status().message());
+  if (auto st = toani::keyd::InstallKeydSeccompFilter(); !st.ok())
+    return Die("seccomp_failed", st.message());
   for (;;) {
     auto req = toani::keyd::ReadFrame(fd);
     if (!req.ok()) {
-      if (req.status().code() == toani::StatusCode::kUnavailable) return 0;  // server went away
-      (void)toani::keyd::WriteFrame(fd, toani::keyd::ErrorReply(req.status()));
+      const toani::StatusCode code = req.status().code();
+      if (code == toani::StatusCode::kUnavailable) return 0;  // server went away
+      if (!toani::keyd::WriteFrame(fd, toani::keyd::ErrorReply(req.status())).ok()) return 0;
+      if (code == toani::StatusCode::kInvalidArgument) continue;  // a whole frame, just not JSON
       return 1;  // framing is broken: the stream cannot be resynchronised
     }
     if (!toani::keyd::WriteFrame(fd, (*svc)->Handle(*req)).ok()) return 0;

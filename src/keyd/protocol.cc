@@ -1,9 +1,12 @@
 #include "keyd/protocol.h"
 
+#include <unistd.h>
+
 #include <cerrno>
 #include <cstring>
 #include <string>
-#include <unistd.h>
+
+#include "common/secret.h"
 
 namespace toani::keyd {
 namespace {
@@ -34,23 +37,38 @@ Status ReadAll(int fd, uint8_t* p, size_t n) {
 
 Status WriteFrame(int fd, const nlohmann::json& msg) {
   std::string body = msg.dump();
-  if (body.empty() || body.size() > kMaxFrameBytes) return Status::InvalidArgument("keyd: frame too large");
+  if (body.empty() || body.size() > kMaxFrameBytes)
+    return Status::InvalidArgument("keyd: frame too large");
   uint32_t n = static_cast<uint32_t>(body.size());
-  uint8_t hdr[4] = {static_cast<uint8_t>(n >> 24), static_cast<uint8_t>(n >> 16), static_cast<uint8_t>(n >> 8),
-                    static_cast<uint8_t>(n)};
+  uint8_t hdr[4] = {static_cast<uint8_t>(n >> 24), static_cast<uint8_t>(n >> 16),
+                    static_cast<uint8_t>(n >> 8), static_cast<uint8_t>(n)};
   TOANI_RETURN_IF_ERROR(WriteAll(fd, hdr, 4));
   return WriteAll(fd, reinterpret_cast<const uint8_t*>(body.data()), body.size());
+}
+
+StatusOr<size_t> DecodeFrameLength(const uint8_t header[4]) {
+  uint32_t n = (uint32_t{header[0]} << 24) | (uint32_t{header[1]} << 16) |
+               (uint32_t{header[2]} << 8) | header[3];
+  if (n == 0 || n > kMaxFrameBytes) return Status::PayloadTooLarge("keyd: bad frame length");
+  return size_t{n};
+}
+
+StatusOr<nlohmann::json> DecodeFrameBody(std::string_view body) {
+  auto j = nlohmann::json::parse(body, nullptr, /*allow_exceptions=*/false);
+  if (j.is_discarded() || !j.is_object()) {
+    return Status::InvalidArgument("keyd: frame is not a JSON object");
+  }
+  return j;
 }
 
 StatusOr<nlohmann::json> ReadFrame(int fd) {
   uint8_t hdr[4];
   TOANI_RETURN_IF_ERROR(ReadAll(fd, hdr, 4));
-  uint32_t n = (uint32_t{hdr[0]} << 24) | (uint32_t{hdr[1]} << 16) | (uint32_t{hdr[2]} << 8) | hdr[3];
-  if (n == 0 || n > kMaxFrameBytes) return Status::InvalidArgument("keyd: bad frame length");
+  TOANI_ASSIGN_OR_RETURN(size_t n, DecodeFrameLength(hdr));
   std::string body(n, '\0');
   TOANI_RETURN_IF_ERROR(ReadAll(fd, reinterpret_cast<uint8_t*>(body.data()), n));
-  auto j = nlohmann::json::parse(body, nullptr, /*allow_exceptions=*/false);
-  if (j.is_discarded() || !j.is_object()) return Status::InvalidArgument("keyd: frame is not a JSON object");
+  auto j = DecodeFrameBody(body);
+  SecureWipe(body.data(), body.size());
   return j;
 }
 
@@ -66,21 +84,32 @@ Status ReplyStatus(const nlohmann::json& reply) {
     msg = reply["error"].value("message", msg);
   }
   static const std::pair<const char*, StatusCode> kCodes[] = {
-      {"invalid-argument", StatusCode::kInvalidArgument},   {"unauthenticated", StatusCode::kUnauthenticated},
-      {"permission-denied", StatusCode::kPermissionDenied}, {"not-found", StatusCode::kNotFound},
-      {"already-exists", StatusCode::kAlreadyExists},       {"failed-precondition", StatusCode::kFailedPrecondition},
+      {"invalid-argument", StatusCode::kInvalidArgument},
+      {"unauthenticated", StatusCode::kUnauthenticated},
+      {"permission-denied", StatusCode::kPermissionDenied},
+      {"not-found", StatusCode::kNotFound},
+      {"already-exists", StatusCode::kAlreadyExists},
+      {"failed-precondition", StatusCode::kFailedPrecondition},
       {"unavailable", StatusCode::kUnavailable}};
   for (const auto& [name, c] : kCodes) {
     if (code == name) {
       switch (c) {
-        case StatusCode::kInvalidArgument: return Status::InvalidArgument(msg);
-        case StatusCode::kUnauthenticated: return Status::Unauthenticated(msg);
-        case StatusCode::kPermissionDenied: return Status::PermissionDenied(msg);
-        case StatusCode::kNotFound: return Status::NotFound(msg);
-        case StatusCode::kAlreadyExists: return Status::AlreadyExists(msg);
-        case StatusCode::kFailedPrecondition: return Status::FailedPrecondition(msg);
-        case StatusCode::kUnavailable: return Status::Unavailable(msg);
-        default: break;
+        case StatusCode::kInvalidArgument:
+          return Status::InvalidArgument(msg);
+        case StatusCode::kUnauthenticated:
+          return Status::Unauthenticated(msg);
+        case StatusCode::kPermissionDenied:
+          return Status::PermissionDenied(msg);
+        case StatusCode::kNotFound:
+          return Status::NotFound(msg);
+        case StatusCode::kAlreadyExists:
+          return Status::AlreadyExists(msg);
+        case StatusCode::kFailedPrecondition:
+          return Status::FailedPrecondition(msg);
+        case StatusCode::kUnavailable:
+          return Status::Unavailable(msg);
+        default:
+          break;
       }
     }
   }
