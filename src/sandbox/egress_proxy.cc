@@ -20,6 +20,7 @@
 #include <thread>
 
 #include "sandbox/ip_address.h"
+#include "sandbox/tls_sni.h"
 
 namespace toani {
 namespace {
@@ -74,6 +75,39 @@ std::string NormalizeHost(std::string_view raw) {
     if (!ok) return "";
   }
   return h;
+}
+
+// An IPv4 or IPv6 literal as a socket address (port 0); false if it is neither.
+bool ParseIp(const std::string& text, sockaddr_storage* ss) {
+  *ss = {};
+  auto* in = reinterpret_cast<sockaddr_in*>(ss);
+  auto* in6 = reinterpret_cast<sockaddr_in6*>(ss);
+  if (inet_pton(AF_INET, text.c_str(), &in->sin_addr) == 1) {
+    in->sin_family = AF_INET;
+    return true;
+  }
+  if (inet_pton(AF_INET6, text.c_str(), &in6->sin6_addr) == 1) {
+    in6->sin6_family = AF_INET6;
+    return true;
+  }
+  return false;
+}
+
+StatusOr<std::vector<std::string>> GetAddrInfoResolver(const std::string& host) {
+  addrinfo hints{};
+  hints.ai_family = AF_UNSPEC;
+  hints.ai_socktype = SOCK_STREAM;
+  addrinfo* res = nullptr;
+  const int gai = ::getaddrinfo(host.c_str(), nullptr, &hints, &res);
+  if (gai != 0) return Status::NotFound(std::string("resolution failed: ") + gai_strerror(gai));
+  std::vector<std::string> out;
+  for (addrinfo* ai = res; ai != nullptr; ai = ai->ai_next) {
+    if (ai->ai_family == AF_INET || ai->ai_family == AF_INET6) {
+      out.push_back(AddressToString(ai->ai_addr));
+    }
+  }
+  ::freeaddrinfo(res);
+  return out;
 }
 
 bool ValidPattern(const std::string& p) {
@@ -272,28 +306,23 @@ void EgressProxy::Impl::Handle(Fd client) {
     }
   }
   if (!overridden) {
-    addrinfo hints{};
-    hints.ai_family = AF_UNSPEC;
-    hints.ai_socktype = SOCK_STREAM;
-    addrinfo* res = nullptr;
-    const int gai = ::getaddrinfo(host.c_str(), nullptr, &hints, &res);
-    if (gai != 0) {
-      Log("deny " + where + " reason=resolution failed: " + gai_strerror(gai));
+    // Resolved once; only the addresses of this answer are checked and connected to,
+    // so a second, different answer (DNS rebinding) can never be used.
+    auto answer = options.resolver ? options.resolver(host) : GetAddrInfoResolver(host);
+    if (!answer.ok()) {
+      Log("deny " + where + " reason=" + answer.status().message());
       Reply(fd, kHostUnreachable, hs_deadline);
       return;
     }
     std::string bad;
-    for (addrinfo* ai = res; ai != nullptr; ai = ai->ai_next) {
-      if (ai->ai_family != AF_INET && ai->ai_family != AF_INET6) continue;
-      if (!IsGlobalUnicast(ai->ai_addr)) {
-        bad = AddressToString(ai->ai_addr);
+    for (const std::string& text : *answer) {
+      sockaddr_storage ss{};
+      if (!ParseIp(text, &ss) || !IsGlobalUnicast(reinterpret_cast<const sockaddr*>(&ss))) {
+        bad = text;
         break;
       }
-      sockaddr_storage ss{};
-      std::memcpy(&ss, ai->ai_addr, ai->ai_addrlen);
       targets.push_back(ss);
     }
-    ::freeaddrinfo(res);
     if (!bad.empty() || targets.empty()) {
       Log("deny " + where + " reason=resolves to non-global address " + bad);
       Reply(fd, kNotAllowed, hs_deadline);
@@ -326,6 +355,35 @@ void EgressProxy::Impl::Handle(Fd client) {
   const uint8_t ok[10] = {5, 0, 0, 1, 0, 0, 0, 0, 0, 0};
   Log("allow " + where + " address=" + connected_to + (overridden ? " (resolver override)" : ""));
   if (!WriteAll(fd, ok, sizeof ok, hs_deadline)) return;
+  if (options.require_tls_sni) {
+    // Nothing reaches upstream until the ClientHello names the host that was checked.
+    std::vector<uint8_t> hello;
+    std::string sni;
+    SniResult res = SniResult::kNeedMore;
+    while (res == SniResult::kNeedMore) {
+      uint8_t buf[4096];
+      const ssize_t n = ::recv(fd, buf, sizeof buf, 0);
+      if (n > 0) {
+        hello.insert(hello.end(), buf, buf + n);
+        res = ExtractTlsSni(hello.data(), hello.size(), &sni);
+        continue;
+      }
+      if (n < 0 && errno == EINTR) continue;
+      if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK) && WaitFor(fd, POLLIN, hs_deadline)) {
+        continue;
+      }
+      Log("deny " + where + " reason=no TLS ClientHello before the handshake timeout");
+      return;
+    }
+    if (res != SniResult::kFound || sni != host) {
+      Log("deny " + where + " reason=TLS SNI " +
+          (res == SniResult::kFound   ? "'" + NormalizeHost(sni) + "' does not match the host"
+           : res == SniResult::kNoSni ? std::string("missing")
+                                      : std::string("absent: not a TLS ClientHello")));
+      return;
+    }
+    if (!WriteAll(up.get(), hello.data(), hello.size(), hs_deadline)) return;
+  }
   Relay(fd, up.get(), where);
 }
 
@@ -410,13 +468,7 @@ StatusOr<std::unique_ptr<EgressProxy>> EgressProxy::Start(std::string unix_socke
       return Status::InvalidArgument("bad resolver override pattern '" + o.host_pattern + "'");
     }
     sockaddr_storage ss{};
-    auto* in = reinterpret_cast<sockaddr_in*>(&ss);
-    auto* in6 = reinterpret_cast<sockaddr_in6*>(&ss);
-    if (inet_pton(AF_INET, o.address.c_str(), &in->sin_addr) == 1) {
-      in->sin_family = AF_INET;
-    } else if (inet_pton(AF_INET6, o.address.c_str(), &in6->sin6_addr) == 1) {
-      in6->sin6_family = AF_INET6;
-    } else {
+    if (!ParseIp(o.address, &ss)) {
       return Status::InvalidArgument("resolver override address '" + o.address +
                                      "' is not an IP literal");
     }

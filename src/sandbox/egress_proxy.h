@@ -5,6 +5,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -15,8 +16,8 @@
 namespace toani {
 
 struct EgressRule {
-  std::string host;  // exact name, or "*.suffix" (any name ending in ".suffix")
-  uint16_t port = 0;
+  std::string host;     // exact name, or "*.suffix" (any name ending in ".suffix")
+  uint16_t port = 443;  // the only port this rule allows; default 443 (HTTPS)
 };
 
 // Test/dev only, off unless configured: names matching host_pattern (same syntax as
@@ -27,12 +28,24 @@ struct ResolverOverride {
   std::string address;
 };
 
+// Answers a name lookup with IP literals ("192.0.2.1", "2001:db8::1"). The default
+// resolver uses getaddrinfo; tests inject one that answers differently on each call to
+// model DNS rebinding. Unavailable/NotFound: resolution failed. Must be thread-safe.
+using EgressResolver = std::function<StatusOr<std::vector<std::string>>(const std::string& host)>;
+
 struct EgressProxyOptions {
   size_t max_connections = 16;                         // concurrent relays; more are dropped
   std::chrono::milliseconds handshake_timeout{10000};  // SOCKS greeting + request
   std::chrono::milliseconds connect_timeout{10000};    // per upstream address
   std::chrono::milliseconds idle_timeout{60000};       // relay with no traffic either way
   size_t max_log_entries = 1000;                       // oldest dropped first
+  // Name resolution; empty = getaddrinfo. Called exactly once per connection, and the
+  // proxy connects only to the addresses that call returned and it checked.
+  EgressResolver resolver;
+  // Require the client's first bytes to be a TLS ClientHello whose SNI equals the
+  // CONNECT host (case-insensitive); otherwise close without forwarding a byte. Default
+  // true. Turn off only in tests of the SOCKS layer itself.
+  bool require_tls_sni = true;
 };
 
 // True if `host` (already lower case) matches `pattern`: equal ignoring ASCII case, or

@@ -100,7 +100,14 @@ class EgressProxyTest : public ::testing::Test {
     auto proxy = EgressProxy::Start(
         path_,
         {{"target.toani.test", p}, {"*.wild.test", p}, {"localhost", p}, {"nowhere.invalid", p}},
-        {{"target.toani.test", "127.0.0.1"}, {"*.wild.test", "127.0.0.1"}});
+        {{"target.toani.test", "127.0.0.1"}, {"*.wild.test", "127.0.0.1"}},
+        // These tests exercise the SOCKS layer with a plain echo; the SNI check has its
+        // own cases in tests/security/ssrf_test.cc.
+        [] {
+          EgressProxyOptions o;
+          o.require_tls_sni = false;
+          return o;
+        }());
     ASSERT_TRUE(proxy.ok()) << proxy.status().ToString();
     proxy_ = std::move(proxy).value();
   }
