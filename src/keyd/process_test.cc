@@ -1,0 +1,238 @@
+// Tests against the real toani-keyd executable: memory scan through /proc/PID/mem,
+// seccomp and no_new_privs, SO_PEERCRED/socket checks, malformed frames, and the
+// client's fail-closed restart when keyd dies.
+#include <fcntl.h>
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <fstream>
+#include <sstream>
+#include <thread>
+
+#include "keyd/client.h"
+#include "keyd/keyd_test_util.h"
+#include "keyd/protocol.h"
+#include "keyd/seccomp.h"
+
+namespace toani::keyd {
+namespace {
+
+using nlohmann::json;
+using testing::Recipient;
+using testing::SealTo;
+using testing::TempDir;
+
+std::string KeydPath() { return std::string(TOANI_BUILD_DIR) + "/bin/toani-keyd"; }
+
+std::string ReadText(const std::string& path) {
+  std::ifstream f(path, std::ios::binary);
+  return std::string((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+}
+
+struct ScanResult {
+  size_t bytes_read = 0;
+  size_t regions_unreadable = 0;
+  std::vector<bool> found;
+};
+
+// Reads every readable mapping of `pid` through /proc/PID/mem (as root can, even for
+// a non-dumpable process) and reports which needles occur.
+ScanResult ScanMemory(pid_t pid, const std::vector<std::string>& needles) {
+  ScanResult r;
+  r.found.assign(needles.size(), false);
+  std::istringstream maps(ReadText("/proc/" + std::to_string(pid) + "/maps"));
+  int mem = ::open(("/proc/" + std::to_string(pid) + "/mem").c_str(), O_RDONLY);
+  if (mem < 0) return r;
+  std::string line;
+  while (std::getline(maps, line)) {
+    unsigned long lo = 0, hi = 0;
+    char perms[5] = {};
+    if (std::sscanf(line.c_str(), "%lx-%lx %4s", &lo, &hi, perms) != 3 || perms[0] != 'r') continue;
+    if (line.find("[vvar]") != std::string::npos) continue;
+    std::string buf(hi - lo, '\0');
+    ssize_t n = ::pread(mem, buf.data(), buf.size(), static_cast<off_t>(lo));
+    if (n <= 0) {
+      ++r.regions_unreadable;
+      continue;
+    }
+    buf.resize(static_cast<size_t>(n));
+    r.bytes_read += buf.size();
+    for (size_t i = 0; i < needles.size(); ++i) {
+      if (buf.find(needles[i]) != std::string::npos) r.found[i] = true;
+    }
+  }
+  ::close(mem);
+  return r;
+}
+
+TEST(KeydMemory, ProcMemShowsNeitherCredentialNorRootKey) {
+  if (::geteuid() != 0) GTEST_SKIP() << "reading another process's memory needs root";
+  TempDir d;
+  auto p = KeydProcess::Spawn(KeydPath(), d.path.string(), /*dev=*/true);
+  ASSERT_TRUE(p.ok()) << p.status().ToString();
+  auto st = (*p)->Call({{"op", "status"}});
+  ASSERT_TRUE(st.ok());
+  EXPECT_EQ((*st)["secret_memory"], "memfd_secret");
+  const std::string intake = (*st)["intake_public_key"];
+  uint8_t rnd[24];
+  randombytes_buf(rnd, sizeof rnd);
+  const std::string credential =
+      "cred-" + Base64UrlEncode(std::span<const uint8_t>(rnd, sizeof rnd));
+  auto imp = (*p)->Call({{"op", "credential.import"},
+                         {"tenant", "dev"},
+                         {"credential_id", "c1"},
+                         {"version", 1},
+                         {"sealed", SealTo(intake, credential)}});
+  ASSERT_TRUE(imp.ok()) << imp.status().ToString();
+  auto m = (*p)->Call(
+      {{"op", "token.mint"},
+       {"tenant", "dev"},
+       {"agent", "a"},
+       {"user", "u"},
+       {"ttl_seconds", 60},
+       {"claims",
+        {{"policy_id", "p"}, {"action", "x"}, {"params_hash", "sha256:00"}, {"cred", {"c1"}}}}});
+  ASSERT_TRUE(m.ok());
+  Recipient r;
+  auto rel = (*p)->Call({{"op", "credential.release"},
+                         {"tenant", "dev"},
+                         {"token", (*m)["token"]},
+                         {"credential_id", "c1"},
+                         {"version", 1},
+                         {"blob", (*imp)["blob"]},
+                         {"recipient_public_key", r.PublicB64()}});
+  ASSERT_TRUE(rel.ok()) << rel.status().ToString();
+  ASSERT_EQ(r.Open((*rel)["sealed"]), credential);  // the release really happened
+
+  const std::string l0 = ReadText((d.path / "dev-root.key").string());
+  ASSERT_EQ(l0.size(), 32u);
+  const std::string token = (*m)["token"];
+  // Controls: values that are in keyd's ordinary memory must be found, or the scan is blind.
+  ScanResult res = ScanMemory((*p)->pid(), {credential, l0, intake, token.substr(0, 40)});
+  EXPECT_GT(res.bytes_read, 100000u);
+  EXPECT_TRUE(res.found[2]) << "control: the intake public key should be visible";
+  EXPECT_TRUE(res.found[3]) << "control: the token (a request field) should be visible";
+  EXPECT_FALSE(res.found[0]) << "credential plaintext found in keyd's readable memory";
+  EXPECT_FALSE(res.found[1]) << "root key L0 found in keyd's readable memory";
+  EXPECT_GE(res.regions_unreadable, 1u) << "the memfd_secret arena should refuse /proc/PID/mem";
+}
+
+TEST(KeydHardening, SeccompNoNewPrivsAndNonDumpable) {
+  TempDir d;
+  auto p = KeydProcess::Spawn(KeydPath(), d.path.string(), true);
+  ASSERT_TRUE(p.ok());
+  std::string status = ReadText("/proc/" + std::to_string((*p)->pid()) + "/status");
+  EXPECT_NE(status.find("Seccomp:\t2"), std::string::npos) << status;
+  EXPECT_NE(status.find("NoNewPrivs:\t1"), std::string::npos);
+  // Non-dumpable: /proc/PID/environ and friends become root-owned.
+  struct stat sb {};
+  ASSERT_EQ(::stat(("/proc/" + std::to_string((*p)->pid()) + "/environ").c_str(), &sb), 0);
+  EXPECT_EQ(sb.st_uid, 0u);
+}
+
+TEST(KeydHardening, FilterDeniesSocketsExecAndThreads) {
+  pid_t child = ::fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    if (!InstallKeydSeccompFilter().ok()) ::_exit(10);
+    if (::socket(AF_INET, SOCK_STREAM, 0) >= 0 || errno != EPERM) ::_exit(11);
+    if (::socket(AF_UNIX, SOCK_STREAM, 0) >= 0) ::_exit(12);
+    const char* argv[] = {"/bin/true", nullptr};
+    ::execve("/bin/true", const_cast<char* const*>(argv), nullptr);
+    if (errno != EPERM) ::_exit(13);
+    if (::fork() >= 0 || errno != EPERM) ::_exit(14);
+    if (::getpid() <= 0) ::_exit(15);  // ordinary syscalls still work
+    ::_exit(0);
+  }
+  int ws = 0;
+  ASSERT_EQ(::waitpid(child, &ws, 0), child);
+  ASSERT_TRUE(WIFEXITED(ws));
+  EXPECT_EQ(WEXITSTATUS(ws), 0);
+}
+
+// Runs keyd with `fd3` as its fd 3 and returns its exit status.
+int RunKeydWithFd(int fd3, const std::string& state_dir) {
+  pid_t pid = ::fork();
+  if (pid == 0) {
+    ::dup2(fd3, 3);
+    const char* argv[] = {"toani-keyd", "--dev", "--state-dir", state_dir.c_str(), nullptr};
+    const char* envp[] = {nullptr};
+    ::execve(KeydPath().c_str(), const_cast<char* const*>(argv), const_cast<char* const*>(envp));
+    ::_exit(127);
+  }
+  int ws = 0;
+  ::waitpid(pid, &ws, 0);
+  return WIFEXITED(ws) ? WEXITSTATUS(ws) : 128 + WTERMSIG(ws);
+}
+
+TEST(KeydHardening, RefusesAnFd3ThatIsNotAUnixSocket) {
+  TempDir d;
+  int pfd[2];
+  ASSERT_EQ(::pipe(pfd), 0);
+  EXPECT_EQ(RunKeydWithFd(pfd[0], d.path.string()), 1);
+  ::close(pfd[0]);
+  ::close(pfd[1]);
+}
+
+TEST(KeydProtocol, MalformedFramesGetErrorRepliesNotCrashes) {
+  TempDir d;
+  int sv[2];
+  ASSERT_EQ(::socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+  std::thread keyd([&] { EXPECT_EQ(RunKeydWithFd(sv[1], d.path.string()), 1); });
+  auto raw = [&](const std::string& body, uint32_t len) {
+    uint8_t hdr[4] = {static_cast<uint8_t>(len >> 24), static_cast<uint8_t>(len >> 16),
+                      static_cast<uint8_t>(len >> 8), static_cast<uint8_t>(len)};
+    ASSERT_EQ(::write(sv[0], hdr, 4), 4);
+    if (!body.empty()) {
+      ASSERT_EQ(::write(sv[0], body.data(), body.size()), static_cast<ssize_t>(body.size()));
+    }
+  };
+  for (std::string body : std::vector<std::string>{
+           "not json", "[1,2,3]", "{\"op\":42}", "{\"op\":\"token.verify\",\"token\":[]}",
+           "{\"op\":\"credential.release\",\"tenant\":\"dev\",\"token\":\"v4.local.\"}",
+           std::string("{\"op\":\"status\"") + std::string(1, '\0') + "}"}) {
+    raw(body, static_cast<uint32_t>(body.size()));
+    auto reply = ReadFrame(sv[0]);
+    ASSERT_TRUE(reply.ok()) << body;
+    EXPECT_EQ((*reply)["ok"], false) << body;
+  }
+  ASSERT_TRUE(WriteFrame(sv[0], {{"op", "status"}}).ok());  // still alive
+  auto alive = ReadFrame(sv[0]);
+  ASSERT_TRUE(alive.ok());
+  EXPECT_EQ((*alive)["ok"], true);
+  raw("", (1u << 20) + 1);  // too large: an error reply, then keyd closes the stream
+  auto last = ReadFrame(sv[0]);
+  ASSERT_TRUE(last.ok());
+  EXPECT_EQ((*last)["error"]["code"], "payload-too-large");
+  ::close(sv[0]);
+  keyd.join();
+  ::close(sv[1]);
+}
+
+TEST(KeydSupervision, DeathFailsTheRequestClosedAndNextCallRestarts) {
+  TempDir d;
+  auto p = KeydProcess::Spawn(KeydPath(), d.path.string(), true);
+  ASSERT_TRUE(p.ok());
+  pid_t first = (*p)->pid();
+  ::kill(first, SIGSTOP);  // the request will be in flight when keyd dies
+  std::thread killer([first] {
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    ::kill(first, SIGKILL);
+  });
+  auto r = (*p)->Call({{"op", "status"}});
+  killer.join();
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().code(), StatusCode::kUnavailable);
+  EXPECT_EQ((*p)->pid(), -1);
+  std::this_thread::sleep_for(std::chrono::milliseconds(1100));
+  auto again = (*p)->Call({{"op", "status"}});
+  ASSERT_TRUE(again.ok()) << again.status().ToString();
+  EXPECT_NE((*p)->pid(), first);
+  EXPECT_EQ((*again)["sealed"], false);  // dev keyd unseals itself from the key file
+}
+
+}  // namespace
+}  // namespace toani::keyd
