@@ -26,9 +26,11 @@ StatusOr<std::unique_ptr<AuditLog>> AuditLog::Open(store::AuditStore* store, Aud
     TOANI_ASSIGN_OR_RETURN(auto rows, store->ReadEntries(from, std::min(size, from + kBatch)));
     for (const auto& row : rows) {
       const uint64_t i = log->range_.size();
-      if (row.index != i) return Status::Internal("audit: entry " + std::to_string(i) + " is missing");
+      if (row.index != i)
+        return Status::Internal("audit: entry " + std::to_string(i) + " is missing");
       Hash leaf = LeafHash(AsBytes(row.entry));
-      if (leaf != row.leaf_hash) return Status::Internal(At(i) + "does not match its stored leaf hash");
+      if (leaf != row.leaf_hash)
+        return Status::Internal(At(i) + "does not match its stored leaf hash");
       nlohmann::json j;
       if (log->opts_.verify_signatures_on_open) {
         auto v = VerifyEntry(row.entry, i, signer->key());
@@ -37,8 +39,10 @@ StatusOr<std::unique_ptr<AuditLog>> AuditLog::Open(store::AuditStore* store, Aud
       } else {
         j = nlohmann::json::parse(row.entry, nullptr, false);
       }
-      if (!j.is_object() || j.value("index", UINT64_MAX) != i) return Status::Internal(At(i) + "wrong index field");
-      if (j.value("prev", "") != Hex(log->last_leaf_)) return Status::Internal(At(i) + "hash chain broken");
+      if (!j.is_object() || j.value("index", UINT64_MAX) != i)
+        return Status::Internal(At(i) + "wrong index field");
+      if (j.value("prev", "") != Hex(log->last_leaf_))
+        return Status::Internal(At(i) + "hash chain broken");
       log->range_.Append(leaf);
       log->hashes_.Append(leaf);
       log->last_leaf_ = leaf;
@@ -52,13 +56,14 @@ StatusOr<std::unique_ptr<AuditLog>> AuditLog::Open(store::AuditStore* store, Aud
   size_t expected = 0;
   for (uint64_t per = kTileWidth; per <= size; per *= kTileWidth) expected += size / per;
   if (tiles.size() != expected) {
-    return Status::Internal("audit: " + std::to_string(tiles.size()) + " stored tiles, the entries imply " +
-                            std::to_string(expected));
+    return Status::Internal("audit: " + std::to_string(tiles.size()) +
+                            " stored tiles, the entries imply " + std::to_string(expected));
   }
   for (const auto& t : tiles) {
     auto want = log->hashes_.Tile(t.level, t.n, kTileWidth, size);
     if (!want.ok() || *want != t.hashes) {
-      return Status::Internal("audit: stored " + TilePath(t.level, t.n, kTileWidth) + " does not match the entries");
+      return Status::Internal("audit: stored " + TilePath(t.level, t.n, kTileWidth) +
+                              " does not match the entries");
     }
   }
   return log;

@@ -88,4 +88,9 @@ class AuditLog {
   std::string checkpoint_;
 };
 
+// An export bundle (docs/audit-format.md §7) of entries [from, to) (to: default the
+// checkpoint size) with C2SP tlog-proofs against the log's current signed checkpoint.
+StatusOr<std::string> ExportBundle(AuditLog& log, uint64_t from, std::optional<uint64_t> to,
+                                   const nlohmann::json& attestation, uint64_t max_entries = 50000);
+
 }  // namespace toani::audit

@@ -58,7 +58,8 @@ int Verify(const AuditCommands& c) {
   if (!key.ok()) return Err("--key: " + key.status().message());
   auto bundle = ReadFile(c.file);
   if (!bundle) return Err("cannot read " + c.file);
-  std::printf("verifying %s offline with key %s\n", c.file.c_str(), audit::FormatVerifierKey(*key).c_str());
+  std::printf("verifying %s offline with key %s\n", c.file.c_str(),
+              audit::FormatVerifierKey(*key).c_str());
   audit::VerifyReport r = audit::VerifyBundle(*bundle, *key);
   for (const auto& l : r.checked) std::printf("  ok    %s\n", l.c_str());
   for (const auto& l : r.failures) std::printf("  FAIL  %s\n", l.c_str());
@@ -75,8 +76,8 @@ int Export(const AuditCommands& c, const std::string& data) {
   std::ofstream out(c.out, std::ios::binary | std::ios::trunc);
   out << (*body)["raw"].get<std::string>();
   if (!out.flush()) return Err("cannot write " + c.out);
-  std::printf("wrote %s; verify it offline with: toani audit verify %s --key <pinned vkey>\n", c.out.c_str(),
-              c.out.c_str());
+  std::printf("wrote %s; verify it offline with: toani audit verify %s --key <pinned vkey>\n",
+              c.out.c_str(), c.out.c_str());
   return 0;
 }
 
@@ -115,14 +116,17 @@ int Consistency(const AuditCommands& c, const std::string& data) {
     std::copy(h->begin(), h->end(), hh.begin());
     proof.push_back(hh);
   }
-  Status st = audit::VerifyConsistency(old_cp->size, new_cp->size, proof, old_cp->root, new_cp->root);
-  std::printf("old checkpoint: size %llu (signature ok)\ncurrent checkpoint: size %llu (signature ok)\n",
-              static_cast<unsigned long long>(old_cp->size), static_cast<unsigned long long>(new_cp->size));
+  Status st =
+      audit::VerifyConsistency(old_cp->size, new_cp->size, proof, old_cp->root, new_cp->root);
+  std::printf(
+      "old checkpoint: size %llu (signature ok)\ncurrent checkpoint: size %llu (signature ok)\n",
+      static_cast<unsigned long long>(old_cp->size), static_cast<unsigned long long>(new_cp->size));
   if (!st.ok()) {
     std::printf("INCONSISTENT: %s\n", st.message().c_str());
     return 1;
   }
-  std::printf("consistency proof (%zu hashes): ok — the current log extends the old one\n", proof.size());
+  std::printf("consistency proof (%zu hashes): ok — the current log extends the old one\n",
+              proof.size());
   return 0;
 }
 
@@ -130,17 +134,20 @@ int Consistency(const AuditCommands& c, const std::string& data) {
 
 std::unique_ptr<AuditCommands> AddAuditCommands(CLI::App* audit) {
   auto c = std::make_unique<AuditCommands>();
-  c->export_cmd = audit->add_subcommand("export", "export a proof bundle (C2SP tlog-proofs + entries)");
+  c->export_cmd =
+      audit->add_subcommand("export", "export a proof bundle (C2SP tlog-proofs + entries)");
   c->export_cmd->add_option("--from", c->from, "first index (default 0)");
   c->export_cmd->add_option("--to", c->to, "end index, exclusive (default: the checkpoint size)");
   c->export_cmd->add_option("--out", c->out, "bundle file to write")->required();
   c->verify = audit->add_subcommand("verify", "verify a bundle offline (no server needed)");
   c->verify->add_option("file", c->file, "bundle file")->required();
-  c->verify->add_option("--key", c->vkey, "the log's verifier key (or a file holding it)")->required();
+  c->verify->add_option("--key", c->vkey, "the log's verifier key (or a file holding it)")
+      ->required();
   c->prove = audit->add_subcommand("prove", "print an entry and its C2SP tlog-proof");
   c->prove->add_option("--index", c->index, "entry index")->required();
   c->consistency = audit->add_subcommand("consistency", "prove the log extends an old checkpoint");
-  c->consistency->add_option("old_checkpoint", c->file, "a checkpoint file saved earlier")->required();
+  c->consistency->add_option("old_checkpoint", c->file, "a checkpoint file saved earlier")
+      ->required();
   c->consistency->add_option("--key", c->vkey, "the log's verifier key (default: ask the server)");
   c->key = audit->add_subcommand("key", "print the log's verifier key (pin it out of band)");
   return c;

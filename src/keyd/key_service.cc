@@ -40,6 +40,9 @@ const KeyService::OpEntry KeyService::kOps[] = {
     {"token.mint", &KeyService::MintToken, true},
     {"token.verify", &KeyService::VerifyTokenOp, true},
     {"credential.release", &KeyService::ReleaseCredential, true},
+    {"audit.public_key", &KeyService::AuditOp, true},
+    {"audit.sign_entries", &KeyService::AuditOp, true},
+    {"audit.sign_checkpoint", &KeyService::AuditOp, true},
 };
 
 KeyService::KeyService(KeydOptions opts, RootCustody root)
@@ -68,6 +71,9 @@ StatusOr<std::string> KeyService::K4Lid(const SecretBytes& key) { return keyd::K
 Status KeyService::AfterUnseal() {
   TOANI_ASSIGN_OR_RETURN(Keyring k, Keyring::Load(opts_.state_dir + "/keyring.json", root_.root()));
   keyring_.emplace(std::move(k));
+  audit_signer_ = std::make_unique<AuditSigner>(root_.root(), [this](const std::string& tenant) {
+    return CurrentL1(&*keyring_, tenant);
+  });
   return Status::Ok();
 }
 

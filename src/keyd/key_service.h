@@ -20,6 +20,7 @@
 #include "common/time.h"
 #include "keyd/attestation.h"
 #include "keyd/keyring.h"
+#include "keyd/audit_signer.h"
 #include "keyd/root_custody.h"
 
 namespace toani::keyd {
@@ -62,6 +63,7 @@ class KeyService {
   StatusOr<nlohmann::json> RekeyOp(const nlohmann::json& req);
   StatusOr<nlohmann::json> AttestOp(const nlohmann::json& req);
   StatusOr<nlohmann::json> RotateOp(const nlohmann::json& req);
+  StatusOr<nlohmann::json> AuditOp(const nlohmann::json& req);  // audit_signer.cc
   StatusOr<SecretBytes> OpenSealed(const std::string& b64, size_t max_plain) const;
   StatusOr<nlohmann::json> SealShares(const std::vector<SecretBytes>& shares,
                                       const nlohmann::json& req) const;
@@ -85,6 +87,7 @@ class KeyService {
   std::string intake_pk_b64_;
   std::mutex mu_;
   std::map<std::string, SysTime> released_jti_;  // jti → exp: one release per jti
+  std::unique_ptr<AuditSigner> audit_signer_;    // audit_signer.cc; made at unseal
 };
 
 // Helpers shared by the op files.

@@ -26,7 +26,8 @@ class AuditStore {
   // is durable (fsync'd) when this returns OK. On error nothing was appended.
   virtual Status AppendBatch(const std::vector<AuditRow>& rows,
                              const std::vector<AuditTileRow>& tiles) = 0;
-  virtual StatusOr<std::vector<AuditRow>> ReadEntries(uint64_t from, uint64_t to) = 0;  // [from, to)
+  virtual StatusOr<std::vector<AuditRow>> ReadEntries(uint64_t from,
+                                                      uint64_t to) = 0;  // [from, to)
   // 1 + the highest stored index (0 when empty). Gaps are found by the reader.
   virtual StatusOr<uint64_t> Size() = 0;
   virtual StatusOr<std::vector<AuditTileRow>> ReadTiles() = 0;

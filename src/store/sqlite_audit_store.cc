@@ -52,7 +52,8 @@ class SqliteAuditStore final : public AuditStore {
   }
 
   Status Open(const std::string& path) {
-    if (sqlite3_open_v2(path.c_str(), &db_, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX,
+    if (sqlite3_open_v2(path.c_str(), &db_,
+                        SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX,
                         nullptr) != SQLITE_OK) {
       return Status::Unavailable("sqlite: cannot open " + path);
     }
@@ -60,7 +61,8 @@ class SqliteAuditStore final : public AuditStore {
     return Exec(kSchema);
   }
 
-  Status AppendBatch(const std::vector<AuditRow>& rows, const std::vector<AuditTileRow>& tiles) override {
+  Status AppendBatch(const std::vector<AuditRow>& rows,
+                     const std::vector<AuditTileRow>& tiles) override {
     std::lock_guard<std::mutex> l(mu_);
     TOANI_RETURN_IF_ERROR(Exec("BEGIN IMMEDIATE"));
     Status st = AppendLocked(rows, tiles);
@@ -76,7 +78,8 @@ class SqliteAuditStore final : public AuditStore {
 
   StatusOr<std::vector<AuditRow>> ReadEntries(uint64_t from, uint64_t to) override {
     std::lock_guard<std::mutex> l(mu_);
-    Stmt s(db_, "SELECT idx, entry, leaf_hash FROM audit_log WHERE idx >= ? AND idx < ? ORDER BY idx");
+    Stmt s(db_,
+           "SELECT idx, entry, leaf_hash FROM audit_log WHERE idx >= ? AND idx < ? ORDER BY idx");
     TOANI_RETURN_IF_ERROR(s.Ready());
     sqlite3_bind_int64(s.get(), 1, static_cast<int64_t>(from));
     sqlite3_bind_int64(s.get(), 2, static_cast<int64_t>(to));
@@ -86,9 +89,11 @@ class SqliteAuditStore final : public AuditStore {
       AuditRow r;
       r.index = static_cast<uint64_t>(sqlite3_column_int64(s.get(), 0));
       const unsigned char* t = sqlite3_column_text(s.get(), 1);
-      r.entry.assign(reinterpret_cast<const char*>(t), static_cast<size_t>(sqlite3_column_bytes(s.get(), 1)));
+      r.entry.assign(reinterpret_cast<const char*>(t),
+                     static_cast<size_t>(sqlite3_column_bytes(s.get(), 1)));
       // A wrong-size hash is kept as all-zero so the reader reports the mismatch.
-      if (sqlite3_column_bytes(s.get(), 2) == 32) std::memcpy(r.leaf_hash.data(), sqlite3_column_blob(s.get(), 2), 32);
+      if (sqlite3_column_bytes(s.get(), 2) == 32)
+        std::memcpy(r.leaf_hash.data(), sqlite3_column_blob(s.get(), 2), 32);
       out.push_back(std::move(r));
     }
     if (rc != SQLITE_DONE) return Status::Unavailable("sqlite: " + s.Error());
@@ -114,7 +119,8 @@ class SqliteAuditStore final : public AuditStore {
       t.level = sqlite3_column_int(s.get(), 0);
       t.n = static_cast<uint64_t>(sqlite3_column_int64(s.get(), 1));
       const void* p = sqlite3_column_blob(s.get(), 2);
-      t.hashes.assign(static_cast<const char*>(p), static_cast<size_t>(sqlite3_column_bytes(s.get(), 2)));
+      t.hashes.assign(static_cast<const char*>(p),
+                      static_cast<size_t>(sqlite3_column_bytes(s.get(), 2)));
       out.push_back(std::move(t));
     }
     if (rc != SQLITE_DONE) return Status::Unavailable("sqlite: " + s.Error());
@@ -138,9 +144,11 @@ class SqliteAuditStore final : public AuditStore {
     for (const auto& r : rows) {
       sqlite3_reset(s.get());
       sqlite3_bind_int64(s.get(), 1, static_cast<int64_t>(r.index));
-      sqlite3_bind_text(s.get(), 2, r.entry.data(), static_cast<int>(r.entry.size()), SQLITE_STATIC);
+      sqlite3_bind_text(s.get(), 2, r.entry.data(), static_cast<int>(r.entry.size()),
+                        SQLITE_STATIC);
       sqlite3_bind_blob(s.get(), 3, r.leaf_hash.data(), 32, SQLITE_STATIC);
-      if (sqlite3_step(s.get()) != SQLITE_DONE) return Status::Unavailable("audit: append failed: " + s.Error());
+      if (sqlite3_step(s.get()) != SQLITE_DONE)
+        return Status::Unavailable("audit: append failed: " + s.Error());
     }
     Stmt t(db_, "INSERT INTO audit_tiles(level, n, hashes) VALUES(?,?,?)");
     TOANI_RETURN_IF_ERROR(t.Ready());
@@ -148,8 +156,10 @@ class SqliteAuditStore final : public AuditStore {
       sqlite3_reset(t.get());
       sqlite3_bind_int(t.get(), 1, tile.level);
       sqlite3_bind_int64(t.get(), 2, static_cast<int64_t>(tile.n));
-      sqlite3_bind_blob(t.get(), 3, tile.hashes.data(), static_cast<int>(tile.hashes.size()), SQLITE_STATIC);
-      if (sqlite3_step(t.get()) != SQLITE_DONE) return Status::Unavailable("audit: tile append failed: " + t.Error());
+      sqlite3_bind_blob(t.get(), 3, tile.hashes.data(), static_cast<int>(tile.hashes.size()),
+                        SQLITE_STATIC);
+      if (sqlite3_step(t.get()) != SQLITE_DONE)
+        return Status::Unavailable("audit: tile append failed: " + t.Error());
     }
     return Status::Ok();
   }

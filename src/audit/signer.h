@@ -1,0 +1,34 @@
+// AuditSigner: the log's view of keyd's audit key (docs/audit-format.md §1, §6). The
+// implementation over a KeyServiceClient is the only one; tests run a real KeyService
+// in-process behind that same client interface. Thread-safe.
+#pragma once
+
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "audit/merkle.h"
+#include "audit/note.h"
+#include "common/status.h"
+#include "keyd/client.h"
+
+namespace toani::audit {
+
+class AuditSigner {
+ public:
+  virtual ~AuditSigner() = default;
+  virtual const VerifierKey& key() const = 0;
+  std::string vkey() const { return FormatVerifierKey(key()); }
+  // Chains and signs `entries` (unsigned v2 objects, consecutive indices) after `prev`;
+  // returns the stored entry bytes. Unavailable if keyd cannot be reached.
+  virtual StatusOr<std::vector<std::string>> SignEntries(
+      const Hash& prev, const std::vector<nlohmann::json>& entries) = 0;
+  // Returns the complete signed note for checkpoint text `text`.
+  virtual StatusOr<std::string> SignCheckpoint(const std::string& text) = 0;
+};
+
+// Fetches the key with audit.public_key and checks it is a well-formed verifier key.
+StatusOr<std::unique_ptr<AuditSigner>> NewKeydAuditSigner(keyd::KeyServiceClient* keyd);
+
+}  // namespace toani::audit

@@ -1,0 +1,39 @@
+#include "server/audit_plane.h"
+
+#include "common/log.h"
+
+namespace toani::server {
+
+StatusOr<std::unique_ptr<AuditPlane>> OpenAuditPlane(const AuditPlaneOptions& opts,
+                                                     keyd::KeyServiceClient* keyd,
+                                                     const nlohmann::json& keyd_status) {
+  auto p = std::make_unique<AuditPlane>();
+  TOANI_ASSIGN_OR_RETURN(p->store, store::OpenSqliteAuditStore(opts.db_path));
+  TOANI_ASSIGN_OR_RETURN(p->signer, audit::NewKeydAuditSigner(keyd));
+  audit::AuditLogOptions lo;
+  lo.tee = {{"measurement", keyd_status.value("measurement", "")},
+            {"simulated", keyd_status.value("simulated", true)}};
+  TOANI_ASSIGN_OR_RETURN(p->log, audit::AuditLog::Open(p->store.get(), p->signer.get(), lo));
+  for (const auto& dir : opts.witness_dirs) {
+    Status st = audit::CheckAgainstPublished(dir, *p->log);
+    if (!st.ok()) {
+      Log(LogLevel::kError, "audit", "witness_check_failed",
+          {{"dir", dir}, {"error", st.message()}});
+      p->log->SetFault(st.message());
+    }
+  }
+  TOANI_ASSIGN_OR_RETURN(p->outbox, audit::Outbox::Open(opts.outbox_dir, p->log.get()));
+  std::vector<std::unique_ptr<audit::WitnessSink>> sinks;
+  for (const auto& dir : opts.witness_dirs) sinks.push_back(audit::NewDirectorySink(dir));
+  for (const auto& url : opts.witness_urls)
+    sinks.push_back(audit::NewHttpWitnessSink(url, opts.witness_tls));
+  p->publisher = std::make_unique<audit::WitnessPublisher>(p->log.get(), std::move(sinks),
+                                                           opts.publish_interval);
+  Log(LogLevel::kInfo, "audit", "opened",
+      {{"size", p->log->size()},
+       {"vkey", p->log->key().name},
+       {"healthy", !p->log->Fault().has_value()}});
+  return p;
+}
+
+}  // namespace toani::server

@@ -1,0 +1,52 @@
+// The server's audit plane: the store, keyd's signer, the log, the outbox and the
+// witness publisher, opened in the order the fail-closed argument needs
+// (docs/audit-format.md §5, §8), and the /v1/audit routes that serve it.
+#pragma once
+
+#include <chrono>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "audit/log.h"
+#include "audit/outbox.h"
+#include "audit/signer.h"
+#include "audit/witness.h"
+#include "common/http_client.h"
+#include "keyd/client.h"
+#include "server/https_server.h"
+#include "store/audit_store.h"
+
+namespace toani::server {
+
+struct AuditPlaneOptions {
+  std::string db_path;                    // the SQLite database
+  std::string outbox_dir;                 // DATA/audit/outbox
+  std::vector<std::string> witness_dirs;  // directory sinks (dev default: DATA/witness)
+  std::vector<std::string> witness_urls;  // C2SP tlog-witness submission prefixes (https)
+  ClientTls witness_tls;
+  std::chrono::milliseconds publish_interval{1000};
+};
+
+struct AuditPlane {
+  std::unique_ptr<store::AuditStore> store;
+  std::unique_ptr<audit::AuditSigner> signer;
+  std::unique_ptr<audit::AuditLog> log;
+  std::unique_ptr<audit::Outbox> outbox;
+  std::unique_ptr<audit::WitnessPublisher> publisher;
+};
+
+// Fails (the server must not start) if the stored log does not verify. A log that
+// verifies but is behind or beside a published checkpoint opens faulted: /readyz is 503
+// and appends are refused.
+StatusOr<std::unique_ptr<AuditPlane>> OpenAuditPlane(const AuditPlaneOptions& opts,
+                                                     keyd::KeyServiceClient* keyd,
+                                                     const nlohmann::json& keyd_status);
+
+struct ApiDeps;
+// /readyz and the /v1/audit routes added by issue 4; nullopt for any other request.
+std::optional<HttpResponse> HandleAuditRoute(const ApiDeps& deps, const HttpRequest& req);
+
+}  // namespace toani::server
