@@ -10,6 +10,7 @@
 #include <iostream>
 
 #include "cli/audit_cmd.h"
+#include "cli/operator_cmd.h"
 #include "cli/client.h"
 #include "cli/demo.h"
 #include "common/encoding.h"
@@ -66,8 +67,9 @@ int main(int argc, char** argv) {
   auto* server = app.add_subcommand("server", "run the server (HTTPS, mTLS) with its keyd");
   bool dev = false;
   std::string listen = "127.0.0.1:8443";
-  server->add_flag("--dev", dev, "development mode: dev root key, dev CA, embedded SQLite")
-      ->required();
+  server->add_flag("--dev", dev,
+                   "development mode: dev root key file (auto-unseal), dev CA, loopback only. "
+                   "Without it keyd starts sealed: toani operator init / unseal");
   server->add_option("--data", data, "data directory");
   server->add_option("--listen", listen, "HOST:PORT (port 0 picks a free one)");
 
@@ -113,6 +115,8 @@ int main(int argc, char** argv) {
   auto* audit_root = audit->add_subcommand("root", "print the log size and Merkle root");
   auto* audit_list = audit->add_subcommand("entries", "print audit entries");
   auto audit_cmds = toani::cli::AddAuditCommands(audit);  // export, verify, prove, ...
+  toani::cli::OperatorArgs op_args;  // operator init/unseal/rekey/status, tenant rotate-key
+  toani::cli::AddOperatorCommands(app, cred_add, &op_args);
 
   CLI11_PARSE(app, argc, argv);
   if (auto rc = toani::cli::RunAuditCommand(*audit_cmds, data)) return *rc;
@@ -154,6 +158,7 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "error: %s\n", client.status().message().c_str());
     return 1;
   }
+  if (int rc = toani::cli::RunOperatorCommands(op_args, *client, data); rc >= 0) return rc;
   if (*cred_add) {
     std::string secret;
     if (!from_file.empty()) {
@@ -174,12 +179,10 @@ int main(int argc, char** argv) {
       std::fprintf(stderr, "error: the secret is empty\n");
       return 1;
     }
-    auto keyd = client->Call(As::kAdmin, "GET", "/v1/keyd");
-    if (!keyd.ok() || keyd->status != 200) return PrintReply(keyd, 200);
-    // TODO(issue 3): verify keyd's attestation evidence before sealing.
-    auto pk = toani::Base64UrlDecodeStrict(keyd->body.value("intake_public_key", ""));
-    if (!pk.ok() || pk->size() != crypto_box_PUBLICKEYBYTES) {
-      std::fprintf(stderr, "error: keyd's intake key is malformed\n");
+    // Seal only to a key whose attestation evidence verifies (fresh nonce).
+    auto pk = toani::cli::VerifiedIntakeKey(*client, op_args, data);
+    if (!pk.ok()) {
+      std::fprintf(stderr, "error: %s\n", pk.status().message().c_str());
       return 1;
     }
     toani::Bytes sealed(plain.size() + crypto_box_SEALBYTES);

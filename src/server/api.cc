@@ -9,6 +9,7 @@
 #include "policy/policy.h"
 #include "server/audit_plane.h"
 #include "server/identity.h"
+#include "server/key_routes.h"
 
 namespace toani::server {
 namespace {
@@ -101,6 +102,8 @@ HttpResponse Api::Handle(const HttpRequest& req) {
     if (body.is_discarded()) return ProblemResponse(400, "Bad request", "body is not valid JSON");
     if (!body.is_object()) return ProblemResponse(400, "Bad request", "body must be a JSON object");
   }
+  // Key plane (/v1/sys/*, /v1/attestation, /v1/keyd, /v1/tenant/*) and the sealed gate.
+  if (auto r = HandleKeyRoute(d_.keyd, c, req, body)) return *r;
   const std::string& p = req.path;
   const std::string& m = req.method;
   if (p == "/v1/keyd" && m == "GET") {

@@ -15,6 +15,7 @@
 #include "server/audit_plane.h"
 #include "server/executor.h"
 #include "server/https_server.h"
+#include "server/key_routes.h"
 #include "server/pki.h"
 #include "store/store.h"
 
@@ -45,12 +46,7 @@ Status WriteFileAtomic(const std::string& path, const std::string& content) {
 }  // namespace
 
 int RunServer(const ServerOptions& opts) {
-  if (!opts.dev) {
-    return Fail("start_failed",
-                Status::FailedPrecondition("only --dev mode exists yet (production unseal is issue "
-                                           "3); run: toani server --dev --data DIR"));
-  }
-  if (opts.listen_host != "127.0.0.1" && opts.listen_host != "::1" &&
+  if (opts.dev && opts.listen_host != "127.0.0.1" && opts.listen_host != "::1" &&
       opts.listen_host != "localhost") {
     return Fail("start_failed",
                 Status::InvalidArgument("--dev listens on loopback only (127.0.0.1 or ::1)"));
@@ -74,8 +70,31 @@ int RunServer(const ServerOptions& opts) {
   if (!store.ok()) return Fail("store_failed", store.status());
   auto replay = store::OpenSqliteReplayStore(data + "/toani.db", SystemClock());
   if (!replay.ok()) return Fail("replay_store_failed", replay.status());
-  auto keyd = keyd::KeydProcess::Spawn(opts.bin_dir + "/toani-keyd", data + "/keyd");
+  // --dev: keyd unseals itself from DATA/keyd/dev-root.key. Otherwise it starts
+  // sealed and only the key routes answer until an operator unseals it.
+  auto keyd = keyd::KeydProcess::Spawn(opts.bin_dir + "/toani-keyd", data + "/keyd", opts.dev);
   if (!keyd.ok()) return Fail("keyd_failed", keyd.status());
+  uint16_t listen_port = opts.port;
+  if ((*keyd)->Sealed()) {
+    HttpsServerOptions sealed_opts;
+    sealed_opts.listen_host = opts.listen_host == "localhost" ? "127.0.0.1" : opts.listen_host;
+    sealed_opts.port = opts.port;
+    sealed_opts.max_body_bytes = 64 * 1024;
+    auto port = ServeWhileSealed(
+        {pki->server_cert, pki->server_key, pki->ca_cert, true}, sealed_opts, keyd->get(), sigs,
+        [&](uint16_t p) {
+          std::string h = sealed_opts.listen_host == "::1" ? "[::1]" : sealed_opts.listen_host;
+          (void)WriteFileAtomic(data + "/server.json",
+                                json{{"address", "https://" + h + ":" + std::to_string(p)},
+                                     {"pid", ::getpid()}, {"tenant", tenant}, {"dev", false},
+                                     {"sealed", true}}.dump() + "\n");
+        });
+    if (!port.ok()) {
+      fs::remove(data + "/server.json", ec);
+      return port.status().code() == StatusCode::kUnavailable ? 0 : Fail("listen_failed", port.status());
+    }
+    listen_port = *port;
+  }
   auto keyd_status = (*keyd)->Call({{"op", "status"}});
   if (!keyd_status.ok()) return Fail("keyd_failed", keyd_status.status());
   AuditPlaneOptions aopts;
@@ -108,9 +127,11 @@ int RunServer(const ServerOptions& opts) {
   ecfg.connector_ca_file = pki->ca_cert;
   // Dev only: *.toani.test names resolve to loopback so local mock targets are
   // reachable. Every other check of the egress proxy still applies.
-  ecfg.resolver_overrides.push_back({"*.toani.test", "127.0.0.1"});
-  Log(LogLevel::kWarn, "server", "resolver_override_enabled",
-      {{"pattern", "*.toani.test"}, {"address", "127.0.0.1"}, {"why", "--dev"}});
+  if (opts.dev) {
+    ecfg.resolver_overrides.push_back({"*.toani.test", "127.0.0.1"});
+    Log(LogLevel::kWarn, "server", "resolver_override_enabled",
+        {{"pattern", "*.toani.test"}, {"address", "127.0.0.1"}, {"why", "--dev"}});
+  }
   auto runner = MakeBwrapRunner();
   ecfg.audit_outbox = (*audit_plane)->outbox.get();
   Executor executor(ecfg, store->get(), replay->get(), audit_log, keyd->get(), runner.get(),
@@ -127,7 +148,7 @@ int RunServer(const ServerOptions& opts) {
                       /*require_client_cert=*/true};
   HttpsServerOptions hopts;
   hopts.listen_host = opts.listen_host == "localhost" ? "127.0.0.1" : opts.listen_host;
-  hopts.port = opts.port;
+  hopts.port = listen_port;
   hopts.max_body_bytes = 256 * 1024;
   auto https = HttpsServer::Start(tls, hopts, [&api](const HttpRequest& r) {
     HttpResponse resp = api.Handle(r);
@@ -143,7 +164,8 @@ int RunServer(const ServerOptions& opts) {
   std::string address = "https://" + host + ":" + std::to_string((*https)->port());
   Status w = WriteFileAtomic(
       data + "/server.json",
-      json{{"address", address}, {"pid", ::getpid()}, {"tenant", tenant}}.dump() + "\n");
+      json{{"address", address}, {"pid", ::getpid()}, {"tenant", tenant}, {"dev", opts.dev}}.dump() +
+          "\n");
   if (!w.ok()) return Fail("start_failed", w);
   Log(LogLevel::kInfo, "server", "listening",
       {{"address", address},
