@@ -72,6 +72,9 @@ int main(int argc, char** argv) {
                    "Without it keyd starts sealed: toani operator init / unseal");
   server->add_option("--data", data, "data directory");
   server->add_option("--listen", listen, "HOST:PORT (port 0 picks a free one)");
+  std::string replay_store;
+  server->add_option("--replay-store", replay_store,
+                     "embedded (default) or redis://HOST:PORT (Redis 7, fail closed)");
 
   // toani demo
   auto* demo = app.add_subcommand("demo", "run the end-to-end demo");
@@ -125,6 +128,7 @@ int main(int argc, char** argv) {
     toani::server::ServerOptions o;
     o.dev = dev;
     o.data_dir = data;
+    o.replay_store = replay_store;
     size_t colon = listen.rfind(':');
     if (colon == std::string::npos) {
       std::fprintf(stderr, "error: --listen must be HOST:PORT\n");

@@ -225,7 +225,9 @@ class BwrapProcess final : public SandboxProcess {
     return Status::Internal("unexpected wait status");
   }
 
-  std::string Stderr() const override { return err_buf_; }
+  // Scrubbed of credential-shaped strings before anyone (logs, operators) sees it; the
+  // raw bytes never leave this object.
+  std::string Stderr() const override { return ScrubCredentialShapes(err_buf_); }
   pid_t pid() const override { return pid_; }
   std::vector<pid_t> HostPids() const override {
     if (!cgroup_) return reaped_ ? std::vector<pid_t>{} : std::vector<pid_t>{pid_};

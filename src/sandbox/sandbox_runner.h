@@ -77,7 +77,8 @@ class SandboxProcess {
   // or 128 + signal number if killed by a signal; Unavailable if the wall timeout fired.
   virtual StatusOr<int> Wait() = 0;
   // The first max_stderr_bytes of the sandbox's stderr seen so far (bwrap's own errors
-  // land here). For operators only: never forward to agents.
+  // land here), with credential-shaped strings replaced (ScrubCredentialShapes). For
+  // operators only: never forward to agents.
   virtual std::string Stderr() const = 0;
   // Host pid of the bwrap process (for logs and tests).
   virtual pid_t pid() const = 0;

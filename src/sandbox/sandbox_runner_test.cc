@@ -115,6 +115,17 @@ TEST(BwrapRunnerTest, StderrIsCapped) {
   EXPECT_EQ((*proc)->Stderr().size(), 100u);
 }
 
+TEST(BwrapRunnerTest, StderrIsScrubbed) {
+  auto proc = MakeBwrapRunner()->Start(ShellSpec());
+  ASSERT_TRUE(proc.ok());
+  const std::string token = "sk_live_4eC39HqLyjWDarjtT1zdp7dc";
+  ASSERT_TRUE((*proc)->WriteLine("echo 'Authorization: Bearer " + token + "' >&2; exit 0").ok());
+  ASSERT_TRUE((*proc)->Wait().ok());
+  const std::string err = (*proc)->Stderr();
+  EXPECT_EQ(err.find(token), std::string::npos) << err;
+  EXPECT_NE(err.find("REDACTED"), std::string::npos) << err;
+}
+
 std::vector<pid_t> Descendants(pid_t root) {
   std::vector<pid_t> out, todo = {root};
   while (!todo.empty()) {

@@ -17,6 +17,7 @@
 #include "server/https_server.h"
 #include "server/key_routes.h"
 #include "server/pki.h"
+#include "store/redis_replay_store.h"
 #include "store/store.h"
 
 namespace toani::server {
@@ -68,8 +69,17 @@ int RunServer(const ServerOptions& opts) {
   if (!pki.ok()) return Fail("pki_failed", pki.status());
   auto store = store::OpenSqliteStore(data + "/toani.db");
   if (!store.ok()) return Fail("store_failed", store.status());
-  auto replay = store::OpenSqliteReplayStore(data + "/toani.db", SystemClock());
+  StatusOr<std::unique_ptr<store::ReplayStore>> replay = Status::Internal("unset");
+  if (opts.replay_store.empty() || opts.replay_store == "embedded") {
+    replay = store::OpenSqliteReplayStore(data + "/toani.db", SystemClock());
+  } else {
+    auto ropts = store::ParseRedisUrl(opts.replay_store);
+    if (!ropts.ok()) return Fail("replay_store_failed", ropts.status());
+    replay = store::OpenRedisReplayStore(*ropts, SystemClock());
+  }
   if (!replay.ok()) return Fail("replay_store_failed", replay.status());
+  Log(LogLevel::kInfo, "server", "replay_store",
+      {{"kind", opts.replay_store.empty() ? "embedded" : opts.replay_store}});
   // --dev: keyd unseals itself from DATA/keyd/dev-root.key. Otherwise it starts
   // sealed and only the key routes answer until an operator unseals it.
   auto keyd = keyd::KeydProcess::Spawn(opts.bin_dir + "/toani-keyd", data + "/keyd", opts.dev);

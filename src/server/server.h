@@ -16,6 +16,9 @@ struct ServerOptions {
   std::string bin_dir;  // where toani-keyd and toani-connector live
   std::vector<std::string> witness_dirs;  // checkpoint sinks; empty = DATA/witness
   std::vector<std::string> witness_urls;  // C2SP tlog-witness add-checkpoint prefixes
+  // Replay store for Action Token jtis: "" or "embedded" = SQLite in DATA/toani.db;
+  // "redis://HOST:PORT" = Redis 7, shared by every node (fail closed when unreachable).
+  std::string replay_store;
 };
 
 // Returns the process exit code. Writes DATA/server.json ({"address","pid"}) once

@@ -45,8 +45,13 @@ Status ServerHarness::Start() {
       ::dup2(fileno(log), 2);
     }
     std::string toani = bin("toani");
-    ::execl(toani.c_str(), toani.c_str(), "server", "--dev", "--data", data_.c_str(), "--listen",
-            "127.0.0.1:0", static_cast<char*>(nullptr));
+    std::vector<std::string> args = {toani, "server", "--dev", "--data", data_, "--listen",
+                                     "127.0.0.1:0"};
+    args.insert(args.end(), extra_args.begin(), extra_args.end());
+    std::vector<char*> argv;
+    for (std::string& a : args) argv.push_back(a.data());
+    argv.push_back(nullptr);
+    ::execv(toani.c_str(), argv.data());
     ::_exit(127);
   }
   auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);

@@ -6,6 +6,7 @@
 
 #include <nlohmann/json.hpp>
 #include <string>
+#include <vector>
 
 #include "common/http_client.h"
 #include "common/status.h"
@@ -17,6 +18,8 @@ class ServerHarness {
   ServerHarness();
   ~ServerHarness();
   Status Start();  // waits (with a deadline) for DATA/server.json
+  // Appended to `toani server --dev --data D --listen 127.0.0.1:0` (set before Start).
+  std::vector<std::string> extra_args;
   int Stop();      // SIGTERM; returns the exit status
 
   const std::string& address() const { return address_; }
