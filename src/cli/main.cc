@@ -75,6 +75,10 @@ int main(int argc, char** argv) {
   std::string replay_store;
   server->add_option("--replay-store", replay_store,
                      "embedded (default) or redis://HOST:PORT (Redis 7, fail closed)");
+  std::vector<std::string> resolver_overrides;
+  server->add_option("--resolver-override", resolver_overrides,
+                     "PATTERN=IP: egress names matching PATTERN go to IP without the "
+                     "global-address check (local test targets only; logged; off by default)");
 
   // toani demo
   auto* demo = app.add_subcommand("demo", "run the end-to-end demo");
@@ -129,6 +133,7 @@ int main(int argc, char** argv) {
     o.dev = dev;
     o.data_dir = data;
     o.replay_store = replay_store;
+    o.resolver_overrides = resolver_overrides;
     size_t colon = listen.rfind(':');
     if (colon == std::string::npos) {
       std::fprintf(stderr, "error: --listen must be HOST:PORT\n");

@@ -142,6 +142,21 @@ int RunServer(const ServerOptions& opts) {
     Log(LogLevel::kWarn, "server", "resolver_override_enabled",
         {{"pattern", "*.toani.test"}, {"address", "127.0.0.1"}, {"why", "--dev"}});
   }
+  for (const std::string& o : opts.resolver_overrides) {
+    const size_t eq = o.find('=');
+    if (eq == std::string::npos || eq == 0 || eq + 1 == o.size()) {
+      return Fail("start_failed", Status::InvalidArgument(
+                                      "--resolver-override must be PATTERN=IP, got '" + o + "'"));
+    }
+    ResolverOverride ro{o.substr(0, eq), o.substr(eq + 1)};
+    // Checked now (the proxy's own validation), not at the first execution.
+    auto probe = EgressProxy::Start(run_tmpl + "/override-check.sock", {}, {ro});
+    if (!probe.ok()) return Fail("start_failed", probe.status());
+    (*probe)->Stop();
+    ecfg.resolver_overrides.push_back(ro);
+    Log(LogLevel::kWarn, "server", "resolver_override_enabled",
+        {{"pattern", ro.host_pattern}, {"address", ro.address}, {"why", "--resolver-override"}});
+  }
   auto runner = MakeBwrapRunner();
   ecfg.audit_outbox = (*audit_plane)->outbox.get();
   Executor executor(ecfg, store->get(), replay->get(), audit_log, keyd->get(), runner.get(),

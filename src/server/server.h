@@ -19,6 +19,11 @@ struct ServerOptions {
   // Replay store for Action Token jtis: "" or "embedded" = SQLite in DATA/toani.db;
   // "redis://HOST:PORT" = Redis 7, shared by every node (fail closed when unreachable).
   std::string replay_store;
+  // Egress resolver overrides "PATTERN=IP" (e.g. "*.test.internal=10.0.0.5"): names
+  // matching PATTERN connect to IP without the global-address check. For local test
+  // targets only; empty (off) by default, each one logged at start-up. --dev adds
+  // "*.toani.test=127.0.0.1".
+  std::vector<std::string> resolver_overrides;
 };
 
 // Returns the process exit code. Writes DATA/server.json ({"address","pid"}) once
