@@ -6,12 +6,16 @@
 
 #include <atomic>
 #include <filesystem>
+#include <fstream>
 #include <mutex>
 #include <set>
 #include <thread>
 
 #include "audit/bundle.h"
+#include "audit/merkle.h"
 #include "audit/note.h"
+#include "audit/tiles.h"
+#include "common/encoding.h"
 #include "common/jcs.h"
 #include "crypto/hash.h"
 #include "server_harness.h"
@@ -124,6 +128,64 @@ TEST(AuditServer, RestoringAnOlderDatabaseIsDetected) {
   EXPECT_EQ(ready->status, 503);  // ...but not ready
   EXPECT_NE(ready->body.find("rolled back"), std::string::npos) << ready->body;
   EXPECT_EQ(Deny(h, "after"), 503);  // and nothing more is appended (fail closed)
+}
+
+int RunCli(const ServerHarness& h, const std::string& args, std::string* out) {
+  const std::string file = h.data_dir() + "/cli.out";
+  int rc = std::system(
+      (h.bin("toani") + " --data " + h.data_dir() + " " + args + " > " + file + " 2>&1").c_str());
+  *out = ReadFileOrEmpty(file);
+  return rc;
+}
+
+TEST(AuditServer, TilesProofsAndTheAuditorCliAgree) {
+  ServerHarness h;
+  ASSERT_TRUE(h.Start().ok());
+  for (int i = 0; i < 5; ++i) ASSERT_EQ(Deny(h, "t" + std::to_string(i)), 404);
+  std::string out;
+  ASSERT_EQ(RunCli(h, "audit key", &out), 0) << out;
+  const std::string vkey = out.substr(0, out.find('\n'));
+  auto key = audit::ParseVerifierKey(vkey);
+  ASSERT_TRUE(key.ok()) << out;
+  auto cp_resp = h.Call("admin", "GET", "/v1/audit/checkpoint", "");
+  ASSERT_TRUE(cp_resp.ok() && cp_resp->status == 200);
+  auto cp = audit::VerifyCheckpoint(cp_resp->body, *key);
+  ASSERT_TRUE(cp.ok()) << cp.status().message();
+  const std::string old_file = h.data_dir() + "/old.checkpoint";
+  std::ofstream(old_file) << cp_resp->body;
+  // The partial level-0 tile and entry bundle at this size agree with each other and the root.
+  const std::string w = ".p/" + std::to_string(cp->size);
+  auto tile = h.Call("admin", "GET", "/v1/audit/tile/0/000" + w, "");
+  auto bundle = h.Call("admin", "GET", "/v1/audit/tile/entries/000" + w, "");
+  ASSERT_TRUE(tile.ok() && tile->status == 200 && bundle.ok() && bundle->status == 200);
+  EXPECT_EQ(tile->content_type, "application/octet-stream");
+  auto entries = audit::DecodeEntryBundle(bundle->body);
+  ASSERT_TRUE(entries.ok());
+  ASSERT_EQ(entries->size(), cp->size);
+  audit::CompactRange range;
+  for (size_t i = 0; i < entries->size(); ++i) {
+    audit::Hash leaf = audit::LeafHash(AsBytes((*entries)[i]));
+    EXPECT_EQ(tile->body.substr(32 * i, 32), std::string(leaf.begin(), leaf.end()));
+    range.Append(leaf);
+  }
+  EXPECT_EQ(range.Root(), cp->root);
+  EXPECT_EQ(h.Call("admin", "GET", "/v1/audit/tile/0/000.p/200", "")->status, 404);
+  EXPECT_EQ(h.Call("admin", "GET", "/v1/audit/tile/0/0", "")->status, 404);
+  // prove: the entry and a C2SP tlog-proof against a checkpoint.
+  ASSERT_EQ(RunCli(h, "audit prove --index 2", &out), 0) << out;
+  EXPECT_NE(out.find("c2sp.org/tlog-proof@v1\nindex 2\n"), std::string::npos) << out;
+  // More entries, then: consistency with the old checkpoint; export; offline verify.
+  for (int i = 0; i < 5; ++i) ASSERT_EQ(Deny(h, "u" + std::to_string(i)), 404);
+  ASSERT_EQ(RunCli(h, "audit consistency " + old_file + " --key '" + vkey + "'", &out), 0) << out;
+  EXPECT_NE(out.find("consistency proof"), std::string::npos) << out;
+  const std::string bfile = h.data_dir() + "/audit.bundle";
+  ASSERT_EQ(RunCli(h, "audit export --from 3 --out " + bfile, &out), 0) << out;
+  h.Stop();  // verification needs no server
+  ASSERT_EQ(RunCli(h, "audit verify " + bfile + " --key '" + vkey + "'", &out), 0) << out;
+  EXPECT_NE(out.find("VERIFIED"), std::string::npos) << out;
+  // A checkpoint of another log (a different key) is refused by consistency and verify.
+  std::string other = "example.com/foo+530d903a+AekyeRrm56hApGFkyQR4ZCbV54Id2LKaANYcrnKv3U2k";
+  EXPECT_NE(RunCli(h, "audit verify " + bfile + " --key '" + other + "'", &out), 0) << out;
 }
 
 }  // namespace
