@@ -2,6 +2,7 @@
 
 #include <arpa/inet.h>
 #include <gtest/gtest.h>
+#include <netdb.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <sys/socket.h>
@@ -14,6 +15,8 @@
 #include <string>
 #include <thread>
 #include <vector>
+
+#include "sandbox/ip_address.h"
 
 namespace toani {
 namespace {
@@ -106,6 +109,22 @@ class EgressProxyTest : public ::testing::Test {
         [] {
           EgressProxyOptions o;
           o.require_tls_sni = false;
+          // "localhost" must resolve to loopback even on a host without /etc/hosts
+          // (a minimal Debian root has none); every other name goes to getaddrinfo.
+          o.resolver = [](const std::string& host) -> StatusOr<std::vector<std::string>> {
+            if (host == "localhost") return std::vector<std::string>{"127.0.0.1", "::1"};
+            addrinfo hints{};
+            hints.ai_socktype = SOCK_STREAM;
+            addrinfo* res = nullptr;
+            if (::getaddrinfo(host.c_str(), nullptr, &hints, &res) != 0) {
+              return Status::NotFound("cannot resolve " + host);
+            }
+            std::vector<std::string> out;
+            for (addrinfo* a = res; a != nullptr; a = a->ai_next)
+              out.push_back(AddressToString(a->ai_addr));
+            ::freeaddrinfo(res);
+            return out;
+          };
           return o;
         }());
     ASSERT_TRUE(proxy.ok()) << proxy.status().ToString();
