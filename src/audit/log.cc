@@ -15,6 +15,7 @@ struct AuditLog::Pending {
   nlohmann::json fields;
   StatusOr<AppendResult> result = Status::Internal("not committed");
   bool done = false;
+  std::condition_variable cv;  // each waiter has its own: no thundering herd per batch
 };
 
 StatusOr<std::unique_ptr<AuditLog>> AuditLog::Open(store::AuditStore* store, AuditSigner* signer,
@@ -76,29 +77,28 @@ StatusOr<AppendResult> AuditLog::Append(nlohmann::json fields) {
   std::unique_lock<std::mutex> lk(mu_);
   if (fault_) return Status::Unavailable("audit log refuses appends: " + *fault_);
   queue_.push_back(&p);
+  // Wait until our entry is committed, or until there is no leader and we are first in
+  // line (a leader hands over to the front of the queue when it leaves).
+  p.cv.wait(lk, [&] { return p.done || (!leader_active_ && queue_.front() == &p); });
+  if (p.done) return std::move(p.result);
+  leader_active_ = true;
   while (!p.done) {
-    if (leader_active_) {
-      cv_.wait(lk);
-      continue;
+    std::vector<Pending*> batch;
+    while (!queue_.empty() && batch.size() < opts_.max_batch) {
+      batch.push_back(queue_.front());
+      queue_.pop_front();
     }
-    // Leader: commit batches until our own entry is in; then hand over.
-    leader_active_ = true;
-    while (!p.done && !queue_.empty()) {
-      std::vector<Pending*> batch;
-      while (!queue_.empty() && batch.size() < opts_.max_batch) {
-        batch.push_back(queue_.front());
-        queue_.pop_front();
-      }
-      const uint64_t base = range_.size();
-      const Hash prev = last_leaf_;
-      lk.unlock();
-      CommitBatch(std::move(batch), base, prev);
-      lk.lock();
-      cv_.notify_all();
+    const uint64_t base = range_.size();
+    const Hash prev = last_leaf_;
+    lk.unlock();
+    CommitBatch(batch, base, prev);
+    lk.lock();
+    for (Pending* q : batch) {
+      if (q != &p) q->cv.notify_one();
     }
-    leader_active_ = false;
-    cv_.notify_all();
   }
+  leader_active_ = false;
+  if (!queue_.empty()) queue_.front()->cv.notify_one();
   return std::move(p.result);
 }
 
@@ -108,7 +108,7 @@ void AuditLog::CommitBatch(std::vector<Pending*> batch, uint64_t base, Hash prev
   std::vector<nlohmann::json> unsigned_entries;
   unsigned_entries.reserve(batch.size());
   for (size_t i = 0; i < batch.size(); ++i) {
-    nlohmann::json e = batch[i]->fields;
+    nlohmann::json e = std::move(batch[i]->fields);
     e["v"] = kEntryVersion;
     e["index"] = base + i;
     e["time"] = time;

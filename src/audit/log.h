@@ -76,7 +76,6 @@ class AuditLog {
   AuditSigner* signer_;
   AuditLogOptions opts_;
   mutable std::mutex mu_;
-  std::condition_variable cv_;
   std::deque<Pending*> queue_;
   bool leader_active_ = false;
   CompactRange range_;

@@ -120,6 +120,17 @@ TEST_F(AuditLogTest, EntriesAreSignedChainedAndCarryNoRawUser) {
       {{"type", "action.authorized"}, {"tenant", "dev"}, {"user", "alice"}, {"agent", "a1"}});
   ASSERT_TRUE(r.ok()) << r.status().message();
   AppendN(3);
+  // keyd splices "sig" into the canonical body: members and strings that look like JSON
+  // structure must not confuse it (VerifyEntry insists on exact RFC 8785 form).
+  ASSERT_TRUE(log_->Append({{"type", "x"},
+                            {"tenant", "dev"},
+                            {"reason", "a\",}{[\\"},
+                            {"receipt", {{"a", {1, {{"b", "},\""}}}}}},
+                            {"a", "first"}})
+                  .ok());
+  ASSERT_TRUE(log_->Append({{"type", "x"}, {"tenant", "d\u00e9v"}, {"\u00e9", 1}}).ok());
+  ASSERT_TRUE(VerifyEntry(ReadEntry(4), 4, log_->key()).ok());
+  ASSERT_TRUE(VerifyEntry(ReadEntry(5), 5, log_->key()).ok());
   std::string e0 = ReadEntry(0);
   EXPECT_EQ(e0.find("alice"), std::string::npos);
   auto j = VerifyEntry(e0, 0, log_->key());
@@ -134,7 +145,7 @@ TEST_F(AuditLogTest, EntriesAreSignedChainedAndCarryNoRawUser) {
   // Reopening re-verifies everything.
   std::string root = log_->RootHex();
   ASSERT_TRUE(Reopen().ok());
-  EXPECT_EQ(log_->size(), 4u);
+  EXPECT_EQ(log_->size(), 6u);
   EXPECT_EQ(log_->RootHex(), root);
 }
 

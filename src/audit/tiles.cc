@@ -7,6 +7,8 @@ namespace toani::audit {
 namespace {
 
 uint64_t Pow256(int l) { return uint64_t{1} << (8 * l); }
+constexpr int kStride = 4;  // heights kept: every 4th
+constexpr uint64_t kGroup = uint64_t{1} << kStride;
 
 StatusOr<uint64_t> ParseNum(std::string_view s, bool allow_leading_zero) {
   if (s.empty() || (!allow_leading_zero && s.size() > 1 && s[0] == '0')) {
@@ -87,21 +89,21 @@ StatusOr<TileRef> ParseTilePath(std::string_view path) {
 void TreeHashes::Append(const Hash& leaf) {
   if (levels_.empty()) levels_.emplace_back();
   levels_[0].push_back(leaf);
-  // Each completed 256-wide tile at level l adds one hash at level l+1.
-  for (size_t l = 0; levels_[l].size() % kTileWidth == 0; ++l) {
-    if (levels_.size() == l + 1) levels_.emplace_back();
-    const uint64_t k = levels_[l].size() / kTileWidth - 1;
-    levels_[l + 1].push_back(Node(static_cast<int>(8 * (l + 1)), k));
+  // Each completed group of 16 at height 4j adds one hash at height 4(j+1).
+  for (size_t j = 0; levels_[j].size() % kGroup == 0; ++j) {
+    if (levels_.size() == j + 1) levels_.emplace_back();
+    const uint64_t k = levels_[j].size() / kGroup - 1;
+    levels_[j + 1].push_back(Node(static_cast<int>(kStride * (j + 1)), k));
   }
 }
 
 void TreeHashes::Truncate(uint64_t s) {
-  for (size_t l = 0; l < levels_.size(); ++l) levels_[l].resize(s / Pow256(static_cast<int>(l)));
+  for (size_t j = 0; j < levels_.size(); ++j) levels_[j].resize(s >> (kStride * j));
 }
 
 Hash TreeHashes::Node(int height, uint64_t k) const {
-  const size_t l = static_cast<size_t>(height / 8);
-  if (height % 8 == 0 && l < levels_.size() && k < levels_[l].size()) return levels_[l][k];
+  const size_t j = static_cast<size_t>(height / kStride);
+  if (height % kStride == 0 && j < levels_.size() && k < levels_[j].size()) return levels_[j][k];
   TOANI_CHECK(height > 0);
   return NodeHash(Node(height - 1, 2 * k), Node(height - 1, 2 * k + 1));
 }
