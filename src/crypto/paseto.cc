@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "common/encoding.h"
+#include "crypto/b64url.h"
 
 namespace toani::crypto {
 namespace {
@@ -125,10 +126,10 @@ StatusOr<std::string> PasetoV4LocalEncryptWithNonce(const SecretBytes& key32,
   std::copy(t.begin(), t.end(), body.end() - kTagSize);
 
   std::string token(kHeader);
-  token += Base64UrlEncode(body);
+  token += PublicBase64UrlEncode(body);
   if (!footer.empty()) {
     token.push_back('.');
-    token += Base64UrlEncode(AsBytes(footer));
+    token += PublicBase64UrlEncode(AsBytes(footer));
   }
   return token;
 }
@@ -149,10 +150,10 @@ StatusOr<PasetoMessage> PasetoV4LocalDecrypt(const SecretBytes& key32, std::stri
   }
   TokenParts parts;
   if (!SplitToken(token, &parts)) return InvalidToken();
-  auto body = Base64UrlDecodeStrict(parts.body);
-  if (!body.ok() || body->size() < kPasetoV4LocalNonceSize + kTagSize) return InvalidToken();
-  auto footer = Base64UrlDecodeStrict(parts.footer);
-  if (!footer.ok()) return InvalidToken();
+  auto body = PublicBase64UrlDecodeStrict(parts.body);
+  if (!body || body->size() < kPasetoV4LocalNonceSize + kTagSize) return InvalidToken();
+  auto footer = PublicBase64UrlDecodeStrict(parts.footer);
+  if (!footer) return InvalidToken();
   if (!parts.footer.empty() && footer->empty()) return InvalidToken();
 
   const std::span<const uint8_t> all(*body);
@@ -178,8 +179,8 @@ StatusOr<PasetoMessage> PasetoV4LocalDecrypt(const SecretBytes& key32, std::stri
 StatusOr<std::string> PasetoUntrustedFooter(std::string_view token) {
   TokenParts parts;
   if (!SplitToken(token, &parts)) return Status::InvalidArgument("paseto: not a v4.local token");
-  auto footer = Base64UrlDecodeStrict(parts.footer);
-  if (!footer.ok()) return Status::InvalidArgument("paseto: malformed footer");
+  auto footer = PublicBase64UrlDecodeStrict(parts.footer);
+  if (!footer) return Status::InvalidArgument("paseto: malformed footer");
   return ToString(*footer);
 }
 

@@ -3,6 +3,7 @@
 #include <sodium.h>
 
 #include "common/encoding.h"
+#include "crypto/b64url.h"
 
 namespace toani::crypto {
 namespace {
@@ -46,10 +47,10 @@ StatusOr<std::string> PasetoV4PublicSign(const SecretBytes& sk64, std::string_vi
   TOANI_CHECK(crypto_sign_detached(body.data() + payload.size(), nullptr, m2.data(), m2.size(),
                                    sk64.UnsafeBytes().data()) == 0);
   std::string token(kHeader);
-  token += Base64UrlEncode(body);
+  token += PublicBase64UrlEncode(body);
   if (!footer.empty()) {
     token.push_back('.');
-    token += Base64UrlEncode(AsBytes(footer));
+    token += PublicBase64UrlEncode(AsBytes(footer));
   }
   return token;
 }
@@ -67,10 +68,10 @@ StatusOr<PasetoMessage> PasetoV4PublicVerify(std::span<const uint8_t> pk32, std:
     footer_b64 = rest.substr(dot + 1);
     if (footer_b64.empty() || footer_b64.find('.') != std::string_view::npos) return InvalidToken();
   }
-  auto body = Base64UrlDecodeStrict(body_b64);
-  if (!body.ok() || body->size() < kSigSize) return InvalidToken();
-  auto footer = Base64UrlDecodeStrict(footer_b64);
-  if (!footer.ok() || (!footer_b64.empty() && footer->empty())) return InvalidToken();
+  auto body = PublicBase64UrlDecodeStrict(body_b64);
+  if (!body || body->size() < kSigSize) return InvalidToken();
+  auto footer = PublicBase64UrlDecodeStrict(footer_b64);
+  if (!footer || (!footer_b64.empty() && footer->empty())) return InvalidToken();
   const std::span<const uint8_t> all(*body);
   const auto m = all.first(all.size() - kSigSize);
   const auto sig = all.last(kSigSize);

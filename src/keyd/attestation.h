@@ -7,7 +7,7 @@
 // integrity of the evidence and the key binding, NOT that a TEE holds the keys: anyone
 // who controls the host can produce it. Verifiers therefore refuse it unless the
 // caller allows simulated evidence. SGX DCAP and SEV-SNP are not built; their evidence
-// is refused as unsupported. Evidence format: docs/formats.md §6.
+// is refused as unsupported. Evidence format: docs/formats.md §7.
 #pragma once
 
 #include <memory>

@@ -1,5 +1,5 @@
 // Tenant keys (L1): random 256-bit, versioned, persisted only wrapped under L0 in
-// STATE/keyring.json (docs/formats.md §5). Unwrapped keys and the keys derived from
+// STATE/keyring.json (docs/formats.md §6). Unwrapped keys and the keys derived from
 // them (token key, fingerprint key) live in secret memory while keyd is unsealed.
 // Not thread-safe: KeyService serialises calls.
 #pragma once

@@ -1,4 +1,4 @@
-// Custody of the root key L0 (DESIGN.md §3, docs/formats.md §5).
+// Custody of the root key L0 (DESIGN.md §3, docs/formats.md §6).
 //  - dev mode: L0 is the 32-byte file STATE/dev-root.key (0600), created on first start;
 //  - Shamir mode: L0 exists only in keyd's secret memory. `Init` makes it and splits it
 //    into N shares (threshold T); STATE/root.json keeps N, T, a root id and a key
