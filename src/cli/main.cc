@@ -72,6 +72,11 @@ int main(int argc, char** argv) {
                    "Without it keyd starts sealed: toani operator init / unseal");
   server->add_option("--data", data, "data directory");
   server->add_option("--listen", listen, "HOST:PORT (port 0 picks a free one)");
+  std::vector<std::string> witness_dirs, witness_urls;  // docs/audit-format.md §8
+  server->add_option("--witness-dir", witness_dirs,
+                     "publish audit checkpoints to this directory (repeatable; default DATA/witness)");
+  server->add_option("--witness-url", witness_urls,
+                     "C2SP tlog-witness submission prefix, https (repeatable)");
   std::string replay_store;
   server->add_option("--replay-store", replay_store,
                      "embedded (default) or redis://HOST:PORT (Redis 7, fail closed)");
@@ -132,6 +137,8 @@ int main(int argc, char** argv) {
     toani::server::ServerOptions o;
     o.dev = dev;
     o.data_dir = data;
+    o.witness_dirs = witness_dirs;
+    o.witness_urls = witness_urls;
     o.replay_store = replay_store;
     o.resolver_overrides = resolver_overrides;
     size_t colon = listen.rfind(':');

@@ -79,9 +79,14 @@ StatusOr<json> Executor::Execute(const Caller& caller, const std::string& token,
               {"action", claims.value("action", "")},
               {"params_hash", claims.value("params_hash", "")},
               {"policy_id", claims.value("policy_id", "")},
-              {"policy_version", claims.value("policy_version", 0)}};
+              {"policy_version", claims.value("policy_version", 0)},
+              {"agent", caller.name}};
   // 2. Only the agent it was minted for may use it.
   std::string sub = claims.value("sub", "");
+  // The human behind the token ("tenant:agent:user"): keyd logs it as a daily user_ref.
+  if (size_t c = sub.rfind(':'); c != std::string::npos && sub.substr(c + 1) != "-") {
+    ids["user"] = sub.substr(c + 1);
+  }
   if (sub.rfind(caller.tenant + ":" + caller.name + ":", 0) != 0) {
     return Refuse(caller, "execution.refused", ids,
                   Status::PermissionDenied("token was minted for another agent"));

@@ -65,7 +65,7 @@ class ExecutorAuditTest : public ::testing::Test {
                                    &runner_, std::string(64, 'a'), SystemClock());
   }
 
-  std::string Mint(const json& params) {
+  std::string Mint(const json& params, const std::string& user = "-") {
     json claims = {
         {"policy_id", "bank"},
         {"policy_version", 1},
@@ -77,7 +77,7 @@ class ExecutorAuditTest : public ::testing::Test {
     auto r = keyd_->Call({{"op", "token.mint"},
                           {"tenant", "dev"},
                           {"agent", "a1"},
-                          {"user", "-"},
+                          {"user", user},
                           {"ttl_seconds", 300},
                           {"claims", claims}});
     EXPECT_TRUE(r.ok()) << r.status().message();
@@ -109,7 +109,7 @@ TEST_F(ExecutorAuditTest, StoreFailureBeforeExecutionStartedStopsTheExecution) {
 
 TEST_F(ExecutorAuditTest, WithAWorkingStoreTheSameRequestReachesTheSandbox) {
   json params = {{"n", "2"}};
-  std::string token = Mint(params);
+  std::string token = Mint(params, "alice");
   auto r = executor_->Execute(agent_, token, params);
   EXPECT_EQ(runner_.starts.load(), 1);
   // execution.started, then execution.finished (the run failed in the fake runner).
@@ -117,6 +117,12 @@ TEST_F(ExecutorAuditTest, WithAWorkingStoreTheSameRequestReachesTheSandbox) {
   auto entries = log_->Entries(0, 2);
   EXPECT_NE((*entries)[0].find("execution.started"), std::string::npos);
   EXPECT_NE((*entries)[1].find("execution.finished"), std::string::npos);
+  // The user behind the token is logged only as a daily-salted reference; the agent by name.
+  for (const auto& e : *entries) {
+    EXPECT_EQ(e.find("alice"), std::string::npos) << e;
+    EXPECT_NE(e.find("\"user_ref\":\"hmac-sha256:"), std::string::npos) << e;
+    EXPECT_NE(e.find("\"agent\":\"a1\""), std::string::npos) << e;
+  }
 }
 
 TEST_F(ExecutorAuditTest, ExecutionFinishedIsNeverLostWhenTheStoreFailsMidRun) {
