@@ -8,6 +8,7 @@
 
 #include "common/encoding.h"
 #include "crypto/b64url.h"
+#include "crypto/pae.h"
 
 namespace toani::crypto {
 namespace {
@@ -22,26 +23,6 @@ static_assert(crypto_stream_xchacha20_KEYBYTES == 32);
 static_assert(crypto_generichash_BYTES_MAX >= 56);
 
 Status InvalidToken() { return Status::Unauthenticated("invalid token"); }
-
-// PAE (Common.md "Authentication Padding"): LE64(count) || for each piece
-// LE64(len) || piece, with the top bit of every LE64 cleared.
-void AppendLe64(uint64_t n, Bytes* out) {
-  n &= ~(uint64_t{1} << 63);
-  for (int i = 0; i < 8; ++i) {
-    out->push_back(static_cast<uint8_t>(n & 0xFF));
-    n >>= 8;
-  }
-}
-
-Bytes Pae(std::initializer_list<std::span<const uint8_t>> pieces) {
-  Bytes out;
-  AppendLe64(pieces.size(), &out);
-  for (const auto& p : pieces) {
-    AppendLe64(p.size(), &out);
-    out.insert(out.end(), p.begin(), p.end());
-  }
-  return out;
-}
 
 // Keyed BLAKE2b of info || nonce.
 void KeyedBlake2b(const uint8_t* key, std::string_view info, std::span<const uint8_t> nonce,

@@ -4,6 +4,7 @@
 
 #include "common/encoding.h"
 #include "crypto/b64url.h"
+#include "crypto/pae.h"
 
 namespace toani::crypto {
 namespace {
@@ -12,24 +13,6 @@ constexpr std::string_view kHeader = "v4.public.";
 constexpr size_t kSigSize = crypto_sign_BYTES;  // 64
 
 Status InvalidToken() { return Status::Unauthenticated("invalid token"); }
-
-void AppendLe64(uint64_t n, Bytes* out) {
-  n &= ~(uint64_t{1} << 63);
-  for (int i = 0; i < 8; ++i) {
-    out->push_back(static_cast<uint8_t>(n & 0xFF));
-    n >>= 8;
-  }
-}
-
-Bytes Pae(std::initializer_list<std::span<const uint8_t>> pieces) {
-  Bytes out;
-  AppendLe64(pieces.size(), &out);
-  for (const auto& p : pieces) {
-    AppendLe64(p.size(), &out);
-    out.insert(out.end(), p.begin(), p.end());
-  }
-  return out;
-}
 
 }  // namespace
 
