@@ -106,11 +106,6 @@ HttpResponse Api::Handle(const HttpRequest& req) {
   if (auto r = HandleKeyRoute(d_.keyd, c, req, body)) return *r;
   const std::string& p = req.path;
   const std::string& m = req.method;
-  if (p == "/v1/keyd" && m == "GET") {
-    return Json(200, {{"intake_public_key", d_.keyd_status["intake_public_key"]},
-                      {"measurement", d_.keyd_status["measurement"]},
-                      {"simulated", d_.keyd_status["simulated"]}});
-  }
   if (p == "/v1/credentials" && m == "POST") return AddCredential(c, body);
   if (p == "/v1/credentials" && m == "GET") return ListCredentials(c);
   if (p == "/v1/policies" && m == "POST") return ApplyPolicy(c, body);
