@@ -1,4 +1,5 @@
 #include "server/https_server.h"
+#include "server/openssl_error.h"
 
 #include <openssl/err.h>
 #include <openssl/evp.h>
@@ -46,18 +47,6 @@ bool AsciiIEquals(std::string_view a, std::string_view b) {
     auto lower = [](char c) { return (c >= 'A' && c <= 'Z') ? static_cast<char>(c + 32) : c; };
     return lower(x) == lower(y);
   });
-}
-
-std::string OpenSslError(std::string_view what) {
-  std::string msg(what);
-  unsigned long e;
-  while ((e = ERR_get_error()) != 0) {
-    char buf[256];
-    ERR_error_string_n(e, buf, sizeof(buf));
-    msg += ": ";
-    msg += buf;
-  }
-  return msg;
 }
 
 int HexValue(char c) {

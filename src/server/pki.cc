@@ -1,4 +1,5 @@
 #include "server/pki.h"
+#include "server/openssl_error.h"
 
 #include <fcntl.h>
 #include <openssl/bio.h>
@@ -49,19 +50,6 @@ struct GenNamesFree {
 using BioPtr = std::unique_ptr<BIO, BioFree>;
 using PkeyPtr = std::unique_ptr<EVP_PKEY, PkeyFree>;
 using X509Ptr = std::unique_ptr<X509, X509Free>;
-
-// Drains OpenSSL's thread-local error queue into a readable message.
-std::string OpenSslError(std::string_view what) {
-  std::string msg(what);
-  unsigned long e;
-  while ((e = ERR_get_error()) != 0) {
-    char buf[256];
-    ERR_error_string_n(e, buf, sizeof(buf));
-    msg += ": ";
-    msg += buf;
-  }
-  return msg;
-}
 
 std::string ErrnoMessage(std::string_view what, const std::string& path) {
   return std::string(what) + " " + path + ": " + std::strerror(errno);
