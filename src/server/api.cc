@@ -16,14 +16,6 @@ namespace {
 
 using nlohmann::json;
 
-HttpResponse Json(int status, const json& body) {
-  HttpResponse r;
-  r.status = status;
-  r.body = body.dump();
-  r.headers.emplace_back("Cache-Control", "no-store");
-  return r;
-}
-
 StatusOr<std::string> RequiredString(const json& j, const char* key, size_t max_len = 256) {
   if (!j.contains(key)) return Status::InvalidArgument(std::string("missing field '") + key + "'");
   if (!j[key].is_string() || j[key].get<std::string>().empty()) {
@@ -40,6 +32,14 @@ json Tee(const json& keyd_status) {
 }
 
 }  // namespace
+
+HttpResponse JsonResponse(int status, const nlohmann::json& body) {
+  HttpResponse r;
+  r.status = status;
+  r.body = body.dump();
+  r.headers.emplace_back("Cache-Control", "no-store");
+  return r;
+}
 
 HttpResponse ProblemFromStatus(const Status& s) {
   int code = 500;
@@ -84,7 +84,7 @@ HttpResponse ProblemFromStatus(const Status& s) {
 }
 
 HttpResponse Api::Handle(const HttpRequest& req) {
-  if (req.path == "/healthz" && req.method == "GET") return Json(200, {{"status", "ok"}});
+  if (req.path == "/healthz" && req.method == "GET") return JsonResponse(200, {{"status", "ok"}});
   if (auto r = HandleAuditRoute(d_, req)) return *r;  // /readyz, /v1/audit/* (audit_routes.cc)
   auto caller = CallerFromSpiffeId(req.peer.uri_san);
   if (!req.peer.authenticated || !caller.ok()) {
@@ -165,12 +165,12 @@ HttpResponse Api::AddCredential(const Caller& c, const json& body) {
                              {"credential_id", id},
                              {"tee", Tee(d_.keyd_status)}});
   if (!a.ok()) return ProblemFromStatus(a.status());
-  return Json(201, {{"id", id},
-                    {"name", rec.name},
-                    {"type", rec.type},
-                    {"version", rec.version},
-                    {"fingerprint", rec.fingerprint},
-                    {"created_at", rec.created_at}});
+  return JsonResponse(201, {{"id", id},
+                            {"name", rec.name},
+                            {"type", rec.type},
+                            {"version", rec.version},
+                            {"fingerprint", rec.fingerprint},
+                            {"created_at", rec.created_at}});
 }
 
 HttpResponse Api::ListCredentials(const Caller& c) {
@@ -187,7 +187,7 @@ HttpResponse Api::ListCredentials(const Caller& c) {
                    {"fingerprint", r.fingerprint},
                    {"created_at", r.created_at}});
   }
-  return Json(200, {{"credentials", out}});
+  return JsonResponse(200, {{"credentials", out}});
 }
 
 HttpResponse Api::ApplyPolicy(const Caller& c, const json& body) {
@@ -214,7 +214,7 @@ HttpResponse Api::ApplyPolicy(const Caller& c, const json& body) {
                              {"policy_hash", "sha256:" + crypto::Sha256Hex(CanonicalizeJson(body))},
                              {"tee", Tee(d_.keyd_status)}});
   if (!a.ok()) return ProblemFromStatus(a.status());
-  return Json(
+  return JsonResponse(
       201,
       {{"policy_id", pol->policy_id}, {"version", pol->version}, {"actions", pol->actions.size()}});
 }
@@ -284,12 +284,13 @@ HttpResponse Api::Authorize(const Caller& c, const json& body) {
                                  {"reason", d.reason},
                                  {"tee", Tee(d_.keyd_status)}});
   if (!entry.ok()) return ProblemFromStatus(entry.status());
-  return Json(200, {{"decision", "allow"},
-                    {"reason", d.reason},
-                    {"token", (*minted)["token"]},
-                    {"expires_at", (*minted)["exp"]},
-                    {"params_hash", params_hash},
-                    {"policy", {{"id", d.policy->policy_id}, {"version", d.policy->version}}}});
+  return JsonResponse(200,
+                      {{"decision", "allow"},
+                       {"reason", d.reason},
+                       {"token", (*minted)["token"]},
+                       {"expires_at", (*minted)["exp"]},
+                       {"params_hash", params_hash},
+                       {"policy", {{"id", d.policy->policy_id}, {"version", d.policy->version}}}});
 }
 
 HttpResponse Api::ExecuteAction(const Caller& c, const json& body) {
@@ -301,11 +302,11 @@ HttpResponse Api::ExecuteAction(const Caller& c, const json& body) {
     return ProblemFromStatus(Status::InvalidArgument("missing field 'params'"));
   auto out = d_.executor->Execute(c, *token, body["params"]);
   if (!out.ok()) return ProblemFromStatus(out.status());
-  return Json(200, *out);
+  return JsonResponse(200, *out);
 }
 
 HttpResponse Api::AuditRoot() {
-  return Json(200, {{"size", d_.audit->size()}, {"root", d_.audit->RootHex()}});
+  return JsonResponse(200, {{"size", d_.audit->size()}, {"root", d_.audit->RootHex()}});
 }
 
 HttpResponse Api::AuditEntries(const HttpRequest& req) {
@@ -331,7 +332,7 @@ HttpResponse Api::AuditEntries(const HttpRequest& req) {
   if (!rows.ok()) return ProblemFromStatus(rows.status());
   json entries = json::array();
   for (const auto& r : *rows) entries.push_back(json::parse(r.entry));
-  return Json(200, {{"size", size}, {"from", *from}, {"to", end}, {"entries", entries}});
+  return JsonResponse(200, {{"size", size}, {"from", *from}, {"to", end}, {"entries", entries}});
 }
 
 }  // namespace toani::server

@@ -42,4 +42,7 @@ class Api {
 // Maps a Status to the HTTP problem the API answers with.
 HttpResponse ProblemFromStatus(const Status& s);
 
+// A JSON reply that is never cached (every API answer).
+HttpResponse JsonResponse(int status, const nlohmann::json& body);
+
 }  // namespace toani::server

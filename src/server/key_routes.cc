@@ -11,19 +11,11 @@ namespace {
 
 using nlohmann::json;
 
-HttpResponse Reply(int status, const json& body) {
-  HttpResponse r;
-  r.status = status;
-  r.body = body.dump();
-  r.headers.emplace_back("Cache-Control", "no-store");
-  return r;
-}
-
 HttpResponse KeydCall(keyd::KeyServiceClient* keyd, const json& req,
                       const std::function<json(const json&)>& shape) {
   auto r = keyd->Call(req);
   if (!r.ok()) return ProblemFromStatus(r.status());
-  return Reply(200, shape(*r));
+  return JsonResponse(200, shape(*r));
 }
 
 json Pick(const json& from, std::initializer_list<const char*> keys) {
