@@ -36,31 +36,21 @@ StatusOr<ActionSpec> ParseAction(const std::string& name, const json& a) {
       return Status::InvalidArgument(where + ".agents: bad agent name");
     s.agents.push_back(ag);
   }
-  s.connector = a.value("connector", "");
-  if (s.connector != "http")
-    return Status::InvalidArgument(where + ".connector: only \"http\" exists yet");
+  // Connector, injection, form/oauth/browser/webhook settings, response rules.
+  TOANI_RETURN_IF_ERROR(ParseConnectorSpec(a, where, s.connector_spec));
+  s.connector = s.connector_spec.kind;
+  s.inject = {s.connector_spec.inject.kind, s.connector_spec.inject.name,
+              s.connector_spec.inject.prefix};
   if (!a.contains("credential") || !a["credential"].is_string()) {
     return Status::InvalidArgument(where + ".credential: a credential id is required");
   }
   s.credential_id = a["credential"];
-  if (a.contains("inject")) {
-    const json& inj = a["inject"];
-    if (!inj.is_object() || inj.value("kind", "header") != "header" || !inj.contains("name") ||
-        !inj["name"].is_string()) {
-      return Status::InvalidArgument(
-          where + ".inject: {\"kind\":\"header\",\"name\":…,\"prefix\":…} expected");
-    }
-    s.inject.name = inj["name"];
-    s.inject.prefix = inj.value("prefix", "");
-    for (unsigned char c : s.inject.name + s.inject.prefix) {
-      if (c < 0x20 || c == 0x7f)
-        return Status::InvalidArgument(where + ".inject: control character");
-    }
+  if (s.connector != "browser") {
+    if (!a.contains("request")) return Status::InvalidArgument(where + ".request is required");
+    s.request = a["request"];
+    Status t = ValidateTemplate(s.request);
+    if (!t.ok()) return Status::InvalidArgument(where + "." + t.message());
   }
-  if (!a.contains("request")) return Status::InvalidArgument(where + ".request is required");
-  s.request = a["request"];
-  Status t = ValidateTemplate(s.request);
-  if (!t.ok()) return Status::InvalidArgument(where + "." + t.message());
   s.params = a.value("params", json{{"type", "object"}, {"additionalProperties", false}});
   if (!s.params.is_object())
     return Status::InvalidArgument(where + ".params must be a schema object");
@@ -80,11 +70,8 @@ StatusOr<ActionSpec> ParseAction(const std::string& name, const json& a) {
   if (s.token_ttl_seconds < 1 || s.token_ttl_seconds > 3600) {
     return Status::InvalidArgument(where + ".token_ttl_seconds must be 1..3600");
   }
-  int64_t max_bytes =
-      a.contains("response") ? a["response"].value("max_bytes", int64_t{1 << 20}) : (1 << 20);
-  if (max_bytes < 1 || max_bytes > (16 << 20))
-    return Status::InvalidArgument(where + ".response.max_bytes must be 1..16 MiB");
-  s.max_response_bytes = static_cast<size_t>(max_bytes);
+  const size_t max_bytes = s.connector_spec.response.max_bytes;  // checked in connector_spec
+  s.max_response_bytes = max_bytes;
   return s;
 }
 

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "common/status.h"
+#include "policy/connector_spec.h"
 
 namespace toani::policy {
 
@@ -28,10 +29,11 @@ struct Injection {
 struct ActionSpec {
   std::string name;
   std::vector<std::string> agents;  // agent names (the last SPIFFE path segment)
-  std::string connector;            // "http"
+  std::string connector;            // http | oauth | form | browser | webhook
+  ConnectorSpec connector_spec;     // connector_spec.h: inject, form, oauth, browser, response
   std::string credential_id;
   Injection inject;
-  nlohmann::json request;  // template: method, url, query{}, headers{}, body
+  nlohmann::json request;  // template: method, url, query{}, headers{}, body (not for browser)
   nlohmann::json params;   // parameter schema (subset of JSON Schema)
   std::vector<EgressRule> egress;
   std::string risk_tier = "low";
