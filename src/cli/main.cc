@@ -10,9 +10,9 @@
 #include <iostream>
 
 #include "cli/audit_cmd.h"
-#include "cli/operator_cmd.h"
 #include "cli/client.h"
 #include "cli/demo.h"
+#include "cli/operator_cmd.h"
 #include "common/encoding.h"
 #include "common/secret.h"
 #include "server/server.h"
@@ -73,8 +73,9 @@ int main(int argc, char** argv) {
   server->add_option("--data", data, "data directory");
   server->add_option("--listen", listen, "HOST:PORT (port 0 picks a free one)");
   std::vector<std::string> witness_dirs, witness_urls;  // docs/audit-format.md §8
-  server->add_option("--witness-dir", witness_dirs,
-                     "publish audit checkpoints to this directory (repeatable; default DATA/witness)");
+  server->add_option(
+      "--witness-dir", witness_dirs,
+      "publish audit checkpoints to this directory (repeatable; default DATA/witness)");
   server->add_option("--witness-url", witness_urls,
                      "C2SP tlog-witness submission prefix, https (repeatable)");
   std::string replay_store;
@@ -84,6 +85,12 @@ int main(int argc, char** argv) {
   server->add_option("--resolver-override", resolver_overrides,
                      "PATTERN=IP: egress names matching PATTERN go to IP without the "
                      "global-address check (local test targets only; logged; off by default)");
+  std::string connector_ca, public_url;
+  server->add_option("--connector-ca", connector_ca,
+                     "PEM bundle of extra CAs the connectors trust for targets");
+  server->add_option(
+      "--public-url", public_url,
+      "base URL targets call back to (/v1/callbacks/...); default: the listen address");
 
   // toani demo
   auto* demo = app.add_subcommand("demo", "run the end-to-end demo");
@@ -141,6 +148,8 @@ int main(int argc, char** argv) {
     o.witness_urls = witness_urls;
     o.replay_store = replay_store;
     o.resolver_overrides = resolver_overrides;
+    o.connector_ca = connector_ca;
+    o.public_url = public_url;
     size_t colon = listen.rfind(':');
     if (colon == std::string::npos) {
       std::fprintf(stderr, "error: --listen must be HOST:PORT\n");

@@ -86,6 +86,13 @@ HttpResponse ProblemFromStatus(const Status& s) {
 HttpResponse Api::Handle(const HttpRequest& req) {
   if (req.path == "/healthz" && req.method == "GET") return JsonResponse(200, {{"status", "ok"}});
   if (auto r = HandleAuditRoute(d_, req)) return *r;  // /readyz, /v1/audit/* (audit_routes.cc)
+  // Standard Webhooks callbacks finishing a pending execution: authenticated by their
+  // signature (checked in keyd against the action's secret), not by a client
+  // certificate — the target calling back has none.
+  if (req.path.rfind("/v1/callbacks/", 0) == 0) {
+    if (req.method != "POST") return ProblemResponse(405, "Method not allowed", "POST only");
+    return Callback(req);
+  }
   auto caller = CallerFromSpiffeId(req.peer.uri_san);
   if (!req.peer.authenticated || !caller.ok()) {
     return ProblemFromStatus(caller.ok()
@@ -111,6 +118,13 @@ HttpResponse Api::Handle(const HttpRequest& req) {
   if (p == "/v1/policies" && m == "POST") return ApplyPolicy(c, body);
   if (p == "/v1/authorize" && m == "POST") return Authorize(c, body);
   if (p == "/v1/executions" && m == "POST") return ExecuteAction(c, body);
+  if (p.rfind("/v1/executions/", 0) == 0 && m == "GET") {
+    if (!c.Has(Role::kAgent))
+      return ProblemFromStatus(Status::PermissionDenied("agent role required"));
+    auto r = d_.executor->GetExecution(c, p.substr(std::string("/v1/executions/").size()));
+    if (!r.ok()) return ProblemFromStatus(r.status());
+    return JsonResponse(200, *r);
+  }
   if (p == "/v1/audit/root" && m == "GET") return AuditRoot();
   if (p == "/v1/audit/entries" && m == "GET") {
     if (!c.Has(Role::kAuditor))
@@ -124,6 +138,24 @@ HttpResponse Api::Handle(const HttpRequest& req) {
     if (p == k) return ProblemResponse(405, "Method not allowed", m + " is not supported on " + p);
   }
   return ProblemResponse(404, "Not found", "no route " + p);
+}
+
+HttpResponse Api::Callback(const HttpRequest& req) {
+  const std::string id = req.path.substr(std::string("/v1/callbacks/").size());
+  if (id.size() != 28 || id.rfind("exe_", 0) != 0 ||
+      id.find_first_not_of("0123456789abcdef", 4) != std::string::npos) {
+    return ProblemFromStatus(Status::NotFound("no such callback"));
+  }
+  if (req.body.size() > 64 * 1024) {
+    return ProblemFromStatus(Status::PayloadTooLarge("callback body exceeds 64 KiB"));
+  }
+  WebhookHeadersIn h{req.Header("webhook-id"), req.Header("webhook-timestamp"),
+                     req.Header("webhook-signature")};
+  Status st = d_.executor->HandleCallback(id, h, req.body);
+  if (!st.ok()) return ProblemFromStatus(st);
+  HttpResponse r;
+  r.status = 204;
+  return r;
 }
 
 HttpResponse Api::AddCredential(const Caller& c, const json& body) {
@@ -200,6 +232,11 @@ HttpResponse Api::ApplyPolicy(const Caller& c, const json& body) {
     if (!cred.ok()) {
       return ProblemFromStatus(
           Status::InvalidArgument("actions." + name + ".credential: " + cred.status().message()));
+    }
+    const std::string& whsec = a.connector_spec.webhook_secret_credential;
+    if (!whsec.empty() && !d_.store->GetCredential(c.tenant, whsec).ok()) {
+      return ProblemFromStatus(Status::InvalidArgument(
+          "actions." + name + ".webhook.secret_credential: no credential " + whsec));
     }
   }
   store::PolicyRecord rec{c.tenant, pol->policy_id, pol->version, body.dump(),
@@ -302,7 +339,8 @@ HttpResponse Api::ExecuteAction(const Caller& c, const json& body) {
     return ProblemFromStatus(Status::InvalidArgument("missing field 'params'"));
   auto out = d_.executor->Execute(c, *token, body["params"]);
   if (!out.ok()) return ProblemFromStatus(out.status());
-  return JsonResponse(200, *out);
+  // A webhook execution is accepted and pending: poll GET /v1/executions/{id}.
+  return JsonResponse(out->value("status", "") == "pending" ? 202 : 200, *out);
 }
 
 HttpResponse Api::AuditRoot() {

@@ -34,6 +34,7 @@ class Api {
   HttpResponse ApplyPolicy(const Caller& c, const nlohmann::json& body);
   HttpResponse Authorize(const Caller& c, const nlohmann::json& body);
   HttpResponse ExecuteAction(const Caller& c, const nlohmann::json& body);
+  HttpResponse Callback(const HttpRequest& req);  // POST /v1/callbacks/{execution_id}
   HttpResponse AuditRoot();
   HttpResponse AuditEntries(const HttpRequest& req);
   ApiDeps d_;

@@ -22,6 +22,12 @@
 
 namespace toani::server {
 namespace {
+std::string ReadFileOrEmptyForCa(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+}
+}  // namespace
+namespace {
 
 namespace fs = std::filesystem;
 using nlohmann::json;
@@ -96,12 +102,18 @@ int RunServer(const ServerOptions& opts) {
           std::string h = sealed_opts.listen_host == "::1" ? "[::1]" : sealed_opts.listen_host;
           (void)WriteFileAtomic(data + "/server.json",
                                 json{{"address", "https://" + h + ":" + std::to_string(p)},
-                                     {"pid", ::getpid()}, {"tenant", tenant}, {"dev", false},
-                                     {"sealed", true}}.dump() + "\n");
+                                     {"pid", ::getpid()},
+                                     {"tenant", tenant},
+                                     {"dev", false},
+                                     {"sealed", true}}
+                                        .dump() +
+                                    "\n");
         });
     if (!port.ok()) {
       fs::remove(data + "/server.json", ec);
-      return port.status().code() == StatusCode::kUnavailable ? 0 : Fail("listen_failed", port.status());
+      return port.status().code() == StatusCode::kUnavailable
+                 ? 0
+                 : Fail("listen_failed", port.status());
     }
     listen_port = *port;
   }
@@ -135,6 +147,24 @@ int RunServer(const ServerOptions& opts) {
   ecfg.connector_path = opts.bin_dir + "/toani-connector";
   ecfg.work_dir = run_tmpl;
   ecfg.connector_ca_file = pki->ca_cert;
+  if (!opts.connector_ca.empty()) {
+    // The dev CA plus the operator's extra CAs, in one bundle the sandbox gets a copy of.
+    std::string bundle =
+        ReadFileOrEmptyForCa(pki->ca_cert) + ReadFileOrEmptyForCa(opts.connector_ca);
+    if (bundle.find("BEGIN CERTIFICATE") == std::string::npos ||
+        ReadFileOrEmptyForCa(opts.connector_ca).empty()) {
+      return Fail("start_failed", Status::InvalidArgument("--connector-ca: no PEM certificate in " +
+                                                          opts.connector_ca));
+    }
+    Status wb = WriteFileAtomic(data + "/connector-ca.pem", bundle);
+    if (!wb.ok()) return Fail("start_failed", wb);
+    ecfg.connector_ca_file = data + "/connector-ca.pem";
+    Log(LogLevel::kInfo, "server", "connector_ca", {{"file", opts.connector_ca}});
+  }
+  auto executions = store::OpenSqliteExecutionStore(data + "/toani.db");
+  if (!executions.ok()) return Fail("store_failed", executions.status());
+  ecfg.executions = executions->get();
+  ecfg.public_url = opts.public_url;
   // Dev only: *.toani.test names resolve to loopback so local mock targets are
   // reachable. Every other check of the egress proxy still applies.
   if (opts.dev) {
@@ -169,8 +199,12 @@ int RunServer(const ServerOptions& opts) {
   deps.keyd_status = *keyd_status;
   Api api(deps);
 
+  // Client certificates are requested and verified on every connection, but a
+  // handshake without one is let through to the API, which refuses it everywhere except
+  // the signature-authenticated /v1/callbacks/ (and public health/audit reads): a target
+  // calling back has no client certificate.
   TlsServerConfig tls{pki->server_cert, pki->server_key, pki->ca_cert,
-                      /*require_client_cert=*/true};
+                      /*require_client_cert=*/false};
   HttpsServerOptions hopts;
   hopts.listen_host = opts.listen_host == "localhost" ? "127.0.0.1" : opts.listen_host;
   hopts.port = listen_port;
@@ -187,9 +221,11 @@ int RunServer(const ServerOptions& opts) {
   if (!https.ok()) return Fail("listen_failed", https.status());
   std::string host = hopts.listen_host == "::1" ? "[::1]" : hopts.listen_host;
   std::string address = "https://" + host + ":" + std::to_string((*https)->port());
+  if (opts.public_url.empty()) executor.SetPublicUrl(address);
   Status w = WriteFileAtomic(
       data + "/server.json",
-      json{{"address", address}, {"pid", ::getpid()}, {"tenant", tenant}, {"dev", opts.dev}}.dump() +
+      json{{"address", address}, {"pid", ::getpid()}, {"tenant", tenant}, {"dev", opts.dev}}
+              .dump() +
           "\n");
   if (!w.ok()) return Fail("start_failed", w);
   Log(LogLevel::kInfo, "server", "listening",

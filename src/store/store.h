@@ -45,6 +45,16 @@ class Store {
                                                    const std::string& id) = 0;
   virtual StatusOr<std::vector<CredentialRecord>> ListCredentials(const std::string& tenant) = 0;
   virtual StatusOr<int64_t> CountCredentials() = 0;
+  // Replaces the stored blob of (rec.tenant, rec.id) by a newer version (rec.version,
+  // rec.blob, rec.fingerprint) only if the stored version is still `expected_version`
+  // (compare-and-swap): FailedPrecondition if it moved on, NotFound if absent. Used when
+  // a connector returns a rotated OAuth refresh token sealed to keyd. Stores that do not
+  // implement it refuse (Unavailable), so the rotation fails closed and is audited.
+  virtual Status ReplaceCredentialVersion(const CredentialRecord& rec, int64_t expected_version) {
+    (void)rec;
+    (void)expected_version;
+    return Status::Unavailable("this store cannot replace credential versions");
+  }
 
   // FailedPrecondition unless rec.version is greater than every stored version of
   // (tenant, policy_id). Every version is kept.
@@ -70,8 +80,42 @@ class ReplayStore {
   virtual Status ConsumeOnce(const std::string& jti, SysTime expires_at) = 0;
 };
 
+// Asynchronous (webhook connector) executions: pending until a signed callback
+// arrives (docs/formats.md §9). Nothing here is secret: the callback secret is a keyd
+// credential named by id.
+struct PendingExecution {
+  std::string execution_id;  // "exe_" + 24 hex; the callback path names it
+  std::string tenant, agent, action, policy_id;
+  int64_t policy_version = 0;
+  std::string params_hash, jti;
+  std::string secret_credential_id;  // the whsec_ credential that signs callbacks
+  std::string started_at;            // RFC 3339
+  int64_t expires_at = 0;            // Unix seconds; after it the execution has expired
+  std::string status = "pending";    // pending | succeeded | failed | expired
+  std::string result;                // JSON text: what the agent gets once finished
+  std::string receipt;               // JSON text: the execution receipt
+};
+
+class ExecutionStore {
+ public:
+  virtual ~ExecutionStore() = default;
+  // AlreadyExists if the id exists.
+  virtual Status PutPending(const PendingExecution& e) = 0;
+  // NotFound if unknown.
+  virtual StatusOr<PendingExecution> GetExecution(const std::string& execution_id) = 0;
+  // Moves a pending execution to `status` with its result and receipt, atomically and
+  // only once: FailedPrecondition if it is no longer pending (a second callback).
+  virtual Status FinishExecution(const std::string& execution_id, const std::string& status,
+                                 const std::string& result, const std::string& receipt) = 0;
+  // Insert-if-absent of a webhook message id per execution, remembered until
+  // `expires_at`: AlreadyExists for a replayed id.
+  virtual Status RememberWebhookId(const std::string& execution_id, const std::string& webhook_id,
+                                   SysTime expires_at) = 0;
+};
+
 // The embedded SQLite store (WAL, synchronous=FULL). `path` is created if absent.
 StatusOr<std::unique_ptr<Store>> OpenSqliteStore(const std::string& path);
 StatusOr<std::unique_ptr<ReplayStore>> OpenSqliteReplayStore(const std::string& path, Clock clock);
+StatusOr<std::unique_ptr<ExecutionStore>> OpenSqliteExecutionStore(const std::string& path);
 
 }  // namespace toani::store
