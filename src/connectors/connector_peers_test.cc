@@ -121,7 +121,7 @@ class ConnectorPeersTest : public ::testing::Test {
   // One execution: a fresh sandbox and proxy allowing `allowed` hosts (*.toani.test
   // names on the peer's ports), the credential sealed to the hello key.
   Run Execute(json job, const std::string& credential, std::vector<std::string> allowed,
-              std::string* reseal_secret_key = nullptr) {
+              std::string* reseal_secret_key = nullptr, bool browser = false) {
     Run run;
     std::vector<EgressRule> rules;
     for (const std::string& h : allowed) {
@@ -138,6 +138,17 @@ class ConnectorPeersTest : public ::testing::Test {
     spec.ro_binds = {{dir_ + "/cert.pem", "/run/toani/ca.pem"}};
     spec.wall_timeout = milliseconds(60000);
     if (kSanitized) spec.address_space_bytes = RLIM_INFINITY;
+    if (browser) {  // what the executor gives a browser execution (ApplyBrowserSandbox)
+      spec.seccomp = SeccompProfile::kBrowser;
+      spec.memory_bytes = 1536ull << 20;
+      spec.max_pids = 512;
+      spec.max_processes = 4096;
+      spec.address_space_bytes = RLIM_INFINITY;
+      spec.tmpfs_bytes = 256ull << 20;
+      spec.wall_timeout = milliseconds(120000);
+      if (std::filesystem::exists("/etc/fonts"))
+        spec.ro_binds.push_back({"/etc/fonts", "/etc/fonts"});
+    }
     auto proc = MakeBwrapRunner()->Start(spec);
     EXPECT_TRUE(proc.ok()) << proc.status().ToString();
     if (!proc.ok()) return run;
@@ -162,10 +173,14 @@ class ConnectorPeersTest : public ::testing::Test {
     job["ca_file"] = "/run/toani/ca.pem";
     job["limits"] = {{"max_response_bytes", 1 << 20}, {"timeout_ms", 20000}};
     EXPECT_TRUE(p.WriteLine(job.dump()).ok());
-    auto result_line = p.ReadLine(milliseconds(50000));
+    auto result_line = p.ReadLine(milliseconds(browser ? 110000 : 50000));
     EXPECT_TRUE(result_line.ok()) << result_line.status().ToString() << "\n" << p.Stderr();
     (void)p.Wait();
     run.everything = *hello_line + "\n" + (result_line.ok() ? *result_line : "") + p.Stderr();
+    if (browser && std::getenv("TOANI_DEBUG_BROWSER") != nullptr) {
+      std::fprintf(stderr, "result: %s\nstderr: %s\n",
+                   result_line.ok() ? result_line->c_str() : "-", p.Stderr().c_str());
+    }
     if (result_line.ok()) {
       run.result = json::parse(*result_line);
       // And the decoded strings, so an escaped form cannot hide behind JSON escaping.
@@ -175,7 +190,8 @@ class ConnectorPeersTest : public ::testing::Test {
       for (const json& h : run.result.value("headers", json::array())) {
         run.everything += "\n" + h[0].get<std::string>() + ": " + h[1].get<std::string>();
       }
-      for (const auto& [k, v] : run.result.value("extracted", json::object()).items()) {
+      const json extracted = run.result.value("extracted", json::object());
+      for (const auto& [k, v] : extracted.items()) {
         run.everything += "\n" + v.get<std::string>();
       }
     }
@@ -381,6 +397,57 @@ TEST_F(ConnectorPeersTest, OauthRefreshRotationAndExpiredAccessToken) {
   // The token endpoint outside the allow-list: nothing is sent.
   Run blocked = Execute(job(), rotated.dump(), {"api"}, &keyd_keys);
   EXPECT_FALSE(blocked.result.value("ok", true));
+}
+
+TEST_F(ConnectorPeersTest, BrowserLogsIntoALegacyPageAndExtractsBehindTheLogin) {
+  const std::string cred = json{{"username", kUser}, {"password", kPassword}}.dump();
+  auto job = [&](bool screenshots, int step_timeout_ms = 30000) {
+    return json{{"connector", "browser"},
+                {"browser",
+                 {{"screenshots", screenshots},
+                  {"step_timeout_ms", step_timeout_ms},
+                  {"steps",
+                   {{{"op", "goto"}, {"url", Url("login", "/login")}},
+                    {{"op", "fill"}, {"selector", "#user"}, {"credential_field", "username"}},
+                    {{"op", "fill"}, {"selector", "#password"}, {"credential_field", "password"}},
+                    {{"op", "click"}, {"selector", "#submit"}},
+                    {{"op", "wait_for"}, {"selector", "#balance"}},
+                    {{"op", "extract"}, {"selector", "#balance"}, {"name", "balance"}},
+                    {{"op", "extract"}, {"selector", "#leak"}, {"name", "leak"}},
+                    {{"op", "screenshot"}, {"name", "after-login"}}}}}}};
+  };
+  const auto t0 = std::chrono::steady_clock::now();
+  Run with = Execute(job(true), cred, {"login"}, nullptr, /*browser=*/true);
+  const auto ms = std::chrono::duration_cast<milliseconds>(std::chrono::steady_clock::now() - t0);
+  std::printf("browser login-and-extract: %lld ms\n", static_cast<long long>(ms.count()));
+  ASSERT_TRUE(with.result.value("ok", false)) << with.result.dump() << with.everything;
+  EXPECT_EQ(with.result["extracted"]["balance"], "4242.17 EUR");
+  const std::string leak = with.result["extracted"].value("leak", "");
+  EXPECT_NE(leak.find("[REDACTED]"), std::string::npos) << leak;
+  ExpectNoSecret(with.everything, kPassword);
+  ASSERT_EQ(with.result["screenshots"].size(), 1u);
+  const std::string png = with.result["screenshots"][0]["png_base64"];
+  EXPECT_EQ(png.rfind("iVBORw0KGgo", 0), 0u);  // a PNG
+  // Every connection Chromium made went through the egress proxy, to the login host.
+  bool allowed = false;
+  for (const std::string& l : with.proxy_log) {
+    allowed |= l.rfind("allow host=login.toani.test", 0) == 0;
+    EXPECT_EQ(l.rfind("allow", 0) == 0 && l.find("host=login.toani.test") == std::string::npos,
+              false)
+        << l;
+  }
+  EXPECT_TRUE(allowed);
+  // Screenshots not allowed by the policy: none taken, none returned.
+  Run without = Execute(job(false), cred, {"login"}, nullptr, /*browser=*/true);
+  ASSERT_TRUE(without.result.value("ok", false)) << without.result.dump();
+  EXPECT_EQ(without.result["extracted"]["balance"], "4242.17 EUR");
+  EXPECT_FALSE(without.result.contains("screenshots"));
+  // A wrong password: the value behind the login is never reached.
+  Run wrong = Execute(job(false, 5000), json{{"username", kUser}, {"password", "nope-nope"}}.dump(),
+                      {"login"}, nullptr, /*browser=*/true);
+  EXPECT_FALSE(wrong.result.value("ok", true));
+  EXPECT_NE(wrong.result.value("error", "").find("#balance"), std::string::npos)
+      << wrong.result.dump();
 }
 
 }  // namespace

@@ -51,7 +51,8 @@ class ExecDir {
 }  // namespace
 
 void ApplyBrowserSandbox(SandboxSpec& spec) {
-  spec.seccomp = SeccompProfile::kConnectorWithSubprocesses;
+  spec.seccomp = SeccompProfile::kBrowser;
+  if (fs::exists("/etc/fonts")) spec.ro_binds.push_back({"/etc/fonts", "/etc/fonts"});
   spec.memory_bytes = 1536ull << 20;
   spec.max_pids = 512;
   spec.max_processes = 4096;

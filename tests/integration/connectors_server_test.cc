@@ -77,7 +77,7 @@ class ConnectorsServerTest : public ::testing::Test {
                                                     {"client_secret", "cs-server-test-1"},
                                                     {"refresh_token", "rt-server-0001"}}}});
     ASSERT_TRUE(peer_->ok()) << "tests/peers/targets.js did not start";
-    server_.extra_args = {"--connector-ca", dir_ + "/cert.pem"};
+    server_.extra_args = {"--connector-ca", dir_ + "/cert.pem", "--public-listen", "127.0.0.1:0"};
     Status st = server_.Start();
     ASSERT_TRUE(st.ok()) << st.ToString();
   }
@@ -132,7 +132,7 @@ class ConnectorsServerTest : public ::testing::Test {
   }
 
   // POSTs a callback like a third party would: no client certificate.
-  long PostCallback(const std::string& path, const json& headers, const std::string& body) {
+  long PostCallback(const std::string& url, const json& headers, const std::string& body) {
     const std::string body_file = dir_ + "/cb-body.json";
     { std::ofstream(body_file) << body; }
     std::string cmd = "curl -s -o /dev/null -w '%{http_code}' --max-time 30 --cacert '" +
@@ -142,7 +142,7 @@ class ConnectorsServerTest : public ::testing::Test {
       if (headers.contains(h))
         cmd += " -H '" + std::string(h) + ": " + headers[h].get<std::string>() + "'";
     }
-    cmd += " '" + server_.address() + path + "'";
+    cmd += " '" + url + "'";
     FILE* p = ::popen(cmd.c_str(), "r");
     char buf[16] = {};
     size_t n = std::fread(buf, 1, sizeof buf - 1, p);
@@ -286,9 +286,10 @@ TEST_F(ConnectorsServerTest, WebhookFinishesOnlyOnAValidFreshUnreplayedCallback)
   const std::string ca = dir_ + "/cert.pem";
   json jobs = peer_->Admin(ca, "GET", "/admin/jobs");
   ASSERT_EQ(jobs.size(), 1u) << jobs.dump();
-  const std::string callback = jobs[0]["callback"];
-  const std::string path = "/v1/callbacks/" + exec_id;
-  ASSERT_EQ(callback, server_.address() + path);
+  const std::string path = jobs[0]["callback"];  // the public listener's URL
+  ASSERT_TRUE(path.ends_with("/v1/callbacks/" + exec_id)) << path;
+  ASSERT_TRUE(path.starts_with("https://127.0.0.1:")) << path;
+  ASSERT_NE(path, server_.address() + "/v1/callbacks/" + exec_id);
   EXPECT_EQ(jobs[0]["input"]["report"], "q3");
 
   auto poll = [&] {
@@ -312,8 +313,13 @@ TEST_F(ConnectorsServerTest, WebhookFinishesOnlyOnAValidFreshUnreplayedCallback)
   EXPECT_EQ(PostCallback(path, sign(whsec_, "msg_2", now - 600), body), 401);
   EXPECT_EQ(PostCallback(path, json::object(), body), 401);
   EXPECT_EQ(
-      PostCallback("/v1/callbacks/exe_000000000000000000000000", sign(whsec_, "msg_3", now), body),
+      PostCallback(path.substr(0, path.size() - exec_id.size()) + "exe_000000000000000000000000",
+                   sign(whsec_, "msg_3", now), body),
       401);
+  // The mTLS listener does not take a callback without a client certificate at all.
+  EXPECT_EQ(PostCallback(server_.address() + "/v1/callbacks/" + exec_id, sign(whsec_, "msg_5", now),
+                         body),
+            0);
   json tampered = sign(whsec_, "msg_4", now);
   EXPECT_EQ(PostCallback(path, tampered, body + " "), 401);
   EXPECT_EQ(poll()["status"], "pending");

@@ -40,6 +40,8 @@ const std::map<std::string, std::set<std::string>> kMatrix = {
     {"POST /v1/policies", {"policy-admin"}},
     {"POST /v1/authorize", {"agent"}},
     {"POST /v1/executions", {"agent"}},
+    {"GET /v1/executions/{execution_id}", {"agent"}},
+    {"POST /v1/callbacks/{execution_id}", {"public"}},
     {"GET /v1/audit/root", {"any"}},
     {"GET /v1/audit/entries", {"auditor"}},
     {"GET /v1/audit/checkpoint", {"auditor"}},
