@@ -10,9 +10,9 @@
 #include <iostream>
 
 #include "cli/audit_cmd.h"
+#include "cli/operator_cmd.h"
 #include "cli/client.h"
 #include "cli/demo.h"
-#include "cli/operator_cmd.h"
 #include "common/encoding.h"
 #include "common/secret.h"
 #include "server/config.h"
@@ -72,8 +72,7 @@ int main(int argc, char** argv) {
                    "development mode: dev root key file (auto-unseal), dev CA, loopback only. "
                    "Without it keyd starts sealed: toani operator init / unseal");
   auto* server_data = server->add_option("--data", data, "data directory");
-  auto* server_listen =
-      server->add_option("--listen", listen, "HOST:PORT (port 0 picks a free one)");
+  auto* server_listen = server->add_option("--listen", listen, "HOST:PORT (port 0 picks a free one)");
   std::string config_file;
   server->add_option("--config", config_file,
                      "JSON config file (docs/configuration.md; default $TOANI_CONFIG); flags "
@@ -82,9 +81,8 @@ int main(int argc, char** argv) {
   server->add_flag("--print-config", print_config,
                    "print the effective configuration (defaults < file < flags) and exit");
   std::vector<std::string> witness_dirs, witness_urls;  // docs/audit-format.md §8
-  server->add_option(
-      "--witness-dir", witness_dirs,
-      "publish audit checkpoints to this directory (repeatable; default DATA/witness)");
+  server->add_option("--witness-dir", witness_dirs,
+                     "publish audit checkpoints to this directory (repeatable; default DATA/witness)");
   server->add_option("--witness-url", witness_urls,
                      "C2SP tlog-witness submission prefix, https (repeatable)");
   std::string replay_store;
@@ -100,9 +98,8 @@ int main(int argc, char** argv) {
                      "only public routes (health, signed webhook callbacks)");
   server->add_option("--connector-ca", connector_ca,
                      "PEM bundle of extra CAs the connectors trust for targets");
-  server->add_option(
-      "--public-url", public_url,
-      "base URL targets call back to (/v1/callbacks/...); default: the listen address");
+  server->add_option("--public-url", public_url,
+                     "base URL targets call back to (/v1/callbacks/...); default: the listen address");
 
   // toani demo
   auto* demo = app.add_subcommand("demo", "run the end-to-end demo");

@@ -98,20 +98,19 @@ HttpResponse Api::Handle(const HttpRequest& req, bool mtls) const {
 
 void Api::RegisterCoreRoutes() {
   const json named_object = {{"type", "object"}};
-  table_.Add(
-      {.method = "POST",
-       .path = "/v1/credentials",
-       .roles = {Role::kCredentialAdmin},
-       .json_body = true,
-       .summary = "Add a credential sealed to keyd's intake key (never plaintext)",
-       .request_schema = {{"type", "object"},
-                          {"required", {"name", "type", "sealed"}},
-                          {"properties",
-                           {{"name", {{"type", "string"}, {"maxLength", 128}}},
-                            {"type", {{"type", "string"}, {"maxLength", 64}}},
-                            {"sealed", {{"type", "string"}}}}}},
-       .success_status = 201,
-       .handler = [this](const RouteContext& c) { return AddCredential(*c.caller, c.body); }});
+  table_.Add({.method = "POST",
+              .path = "/v1/credentials",
+              .roles = {Role::kCredentialAdmin},
+              .json_body = true,
+              .summary = "Add a credential sealed to keyd's intake key (never plaintext)",
+              .request_schema = {{"type", "object"},
+                                 {"required", {"name", "type", "sealed"}},
+                                 {"properties",
+                                  {{"name", {{"type", "string"}, {"maxLength", 128}}},
+                                   {"type", {{"type", "string"}, {"maxLength", 64}}},
+                                   {"sealed", {{"type", "string"}}}}}},
+              .success_status = 201,
+              .handler = [this](const RouteContext& c) { return AddCredential(*c.caller, c.body); }});
   table_.Add({.method = "GET",
               .path = "/v1/credentials",
               .roles = {Role::kCredentialAdmin},
@@ -134,17 +133,16 @@ void Api::RegisterCoreRoutes() {
                                  {"properties",
                                   {{"action", {{"type", "string"}}}, {"params", named_object}}}},
               .handler = [this](const RouteContext& c) { return Authorize(*c.caller, c.body); }});
-  table_.Add(
-      {.method = "POST",
-       .path = "/v1/executions",
-       .roles = {Role::kAgent},
-       .json_body = true,
-       .summary = "Execute an action with its Action Token and the same parameters",
-       .request_schema = {{"type", "object"},
-                          {"required", {"token", "params"}},
-                          {"properties",
-                           {{"token", {{"type", "string"}}}, {"params", named_object}}}},
-       .handler = [this](const RouteContext& c) { return ExecuteAction(*c.caller, c.body); }});
+  table_.Add({.method = "POST",
+              .path = "/v1/executions",
+              .roles = {Role::kAgent},
+              .json_body = true,
+              .summary = "Execute an action with its Action Token and the same parameters",
+              .request_schema = {{"type", "object"},
+                                 {"required", {"token", "params"}},
+                                 {"properties",
+                                  {{"token", {{"type", "string"}}}, {"params", named_object}}}},
+              .handler = [this](const RouteContext& c) { return ExecuteAction(*c.caller, c.body); }});
   table_.Add({.method = "GET",
               .path = "/v1/audit/root",
               .access = Access::kAnyIdentity,

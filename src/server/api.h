@@ -55,8 +55,8 @@ HttpResponse ProblemFromStatus(const Status& s);
 HttpResponse JsonResponse(int status, const nlohmann::json& body);
 
 // Route registration of each plane (docs/api.md "Adding a route").
-void RegisterOpsRoutes(RouteTable& t, const ApiDeps& d);              // ops_routes.cc
+void RegisterOpsRoutes(RouteTable& t, const ApiDeps& d);    // ops_routes.cc
 void RegisterKeyRoutes(RouteTable& t, keyd::KeyServiceClient* keyd);  // key_routes.cc
-void RegisterAuditRoutes(RouteTable& t, const ApiDeps& d);            // audit_routes.cc
+void RegisterAuditRoutes(RouteTable& t, const ApiDeps& d);  // audit_routes.cc
 
 }  // namespace toani::server

@@ -45,4 +45,5 @@ StatusOr<std::unique_ptr<AuditPlane>> OpenAuditPlane(const AuditPlaneOptions& op
                                                      keyd::KeyServiceClient* keyd,
                                                      const nlohmann::json& keyd_status);
 
+
 }  // namespace toani::server

@@ -1,4 +1,5 @@
 #include "server/https_server.h"
+#include "server/openssl_error.h"
 
 #include <openssl/bn.h>
 #include <openssl/err.h>
@@ -7,6 +8,7 @@
 #include <openssl/x509v3.h>
 
 #include <algorithm>
+#include <cctype>
 #include <atomic>
 #include <boost/asio/dispatch.hpp>
 #include <boost/asio/executor_work_guard.hpp>
@@ -18,7 +20,6 @@
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <boost/beast/ssl.hpp>
-#include <cctype>
 #include <cstdio>
 #include <mutex>
 #include <nlohmann/json.hpp>
@@ -26,7 +27,6 @@
 #include <thread>
 
 #include "common/encoding.h"
-#include "server/openssl_error.h"
 
 namespace toani {
 namespace {
@@ -116,15 +116,13 @@ PeerIdentity ExtractPeer(SSL* ssl) {
     if (BIGNUM* bn = ASN1_INTEGER_to_BN(serial, nullptr)) {
       if (char* hex = BN_bn2hex(bn)) {
         peer.serial_hex = hex;
-        for (char& ch : peer.serial_hex)
-          ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+        for (char& ch : peer.serial_hex) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
         OPENSSL_free(hex);
       }
       BN_free(bn);
     }
   }
-  if (STACK_OF(X509)* chain = SSL_get0_verified_chain(ssl);
-      chain != nullptr && sk_X509_num(chain) > 1) {
+  if (STACK_OF(X509)* chain = SSL_get0_verified_chain(ssl); chain != nullptr && sk_X509_num(chain) > 1) {
     if (X509_digest(sk_X509_value(chain, 1), EVP_sha256(), md, &md_len) == 1)
       peer.issuer_sha256 = HexEncode(std::span<const uint8_t>(md, md_len));
   }

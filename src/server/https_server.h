@@ -35,10 +35,10 @@ struct TlsServerConfig {
 };
 
 struct PeerIdentity {
-  bool authenticated = false;      // a client certificate was presented and verified
-  std::string uri_san;             // first URI SAN of the verified cert, e.g. spiffe://dev/agent/x
-  std::string cert_sha256;         // lowercase hex SHA-256 of the client cert's DER
-  std::string serial_hex;          // the client cert's serial, lowercase hex (for revocation)
+  bool authenticated = false;  // a client certificate was presented and verified
+  std::string uri_san;         // first URI SAN of the verified cert, e.g. spiffe://dev/agent/x
+  std::string cert_sha256;     // lowercase hex SHA-256 of the client cert's DER
+  std::string serial_hex;      // the client cert's serial, lowercase hex (for revocation)
   std::vector<std::string> roles;  // subject OU values of the verified cert, in order
   std::string issuer_sha256;       // lowercase hex SHA-256 of the issuing CA cert's DER
 };

@@ -1,4 +1,5 @@
 #include "server/pki.h"
+#include "server/openssl_error.h"
 
 #include <fcntl.h>
 #include <openssl/bio.h>
@@ -20,7 +21,6 @@
 #include <string_view>
 
 #include "common/secret.h"
-#include "server/openssl_error.h"
 
 namespace toani {
 namespace {
@@ -224,10 +224,8 @@ Status ValidateLeafSpec(const LeafSpec& spec) {
     }
   }
   for (const auto& r : spec.roles) {
-    if (r.empty() || r.size() > 64 ||
-        r.find_first_not_of("abcdefghijklmnopqrstuvwxyz-") != std::string::npos)
-      return Status::InvalidArgument("role names are lowercase letters and '-': " +
-                                     r.substr(0, 64));
+    if (r.empty() || r.size() > 64 || r.find_first_not_of("abcdefghijklmnopqrstuvwxyz-") != std::string::npos)
+      return Status::InvalidArgument("role names are lowercase letters and '-': " + r.substr(0, 64));
   }
   if (spec.dns_sans.empty() && spec.ip_sans.empty() && spec.uri_sans.empty()) {
     return Status::InvalidArgument("a leaf certificate needs at least one SAN");
@@ -441,9 +439,7 @@ StatusOr<DevPkiPaths> EnsureDevPki(const std::string& pki_dir, const std::string
   };
   const std::string trust = "spiffe://" + tenant;
   Want wants[] = {
-      {p.server_cert,
-       p.server_key,
-       {"localhost", {"localhost"}, {"127.0.0.1", "::1"}, {}, true, {}}},
+      {p.server_cert, p.server_key, {"localhost", {"localhost"}, {"127.0.0.1", "::1"}, {}, true, {}}},
       {p.admin_cert,
        p.admin_key,
        {"admin",
@@ -472,9 +468,11 @@ StatusOr<std::pair<std::string, std::string>> IssueLeafPem(const std::string& ca
   return IssueFromFiles(ca_cert_path, ca_key_path, spec);
 }
 
-StatusOr<std::pair<std::string, std::string>> IssueClientCertPem(
-    const std::string& ca_cert_path, const std::string& ca_key_path, const std::string& common_name,
-    const std::string& uri_san, const std::vector<std::string>& roles) {
+StatusOr<std::pair<std::string, std::string>> IssueClientCertPem(const std::string& ca_cert_path,
+                                                                 const std::string& ca_key_path,
+                                                                 const std::string& common_name,
+                                                                 const std::string& uri_san,
+                                                                 const std::vector<std::string>& roles) {
   LeafSpec spec{common_name, {}, {}, {uri_san}, false, roles};
   return IssueFromFiles(ca_cert_path, ca_key_path, spec);
 }

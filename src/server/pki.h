@@ -59,8 +59,10 @@ StatusOr<std::pair<std::string, std::string>> IssueLeafPem(const std::string& ca
 // spiffe://acme/agent/billing-bot), EKU clientAuth, valid 1 year. Returns
 // {cert_pem, key_pem}. Errors as IssueLeafPem; InvalidArgument unless `uri_san`
 // starts with "spiffe://". `roles` become subject OU entries (lowercase letters and '-').
-StatusOr<std::pair<std::string, std::string>> IssueClientCertPem(
-    const std::string& ca_cert_path, const std::string& ca_key_path, const std::string& common_name,
-    const std::string& uri_san, const std::vector<std::string>& roles = {});
+StatusOr<std::pair<std::string, std::string>> IssueClientCertPem(const std::string& ca_cert_path,
+                                                                 const std::string& ca_key_path,
+                                                                 const std::string& common_name,
+                                                                 const std::string& uri_san,
+                                                                 const std::vector<std::string>& roles = {});
 
 }  // namespace toani

@@ -12,8 +12,8 @@
 #include "common/log.h"
 #include "keyd/client.h"
 #include "server/api.h"
-#include "server/audit_plane.h"
 #include "server/config.h"
+#include "server/audit_plane.h"
 #include "server/executor.h"
 #include "server/https_server.h"
 #include "server/key_routes.h"
@@ -83,7 +83,7 @@ int RunServer(const ServerOptions& opts) {
     db_path = opts.store.substr(7);
   } else if (!opts.store.empty() && opts.store != "sqlite") {
     return Fail("store_failed", Status::InvalidArgument("store '" + opts.store +
-                                                        "' is not available in this build"));
+                                                       "' is not available in this build"));
   }
   auto store = store::OpenSqliteStore(db_path);
   if (!store.ok()) return Fail("store_failed", store.status());
@@ -108,17 +108,19 @@ int RunServer(const ServerOptions& opts) {
     sealed_opts.listen_host = opts.listen_host == "localhost" ? "127.0.0.1" : opts.listen_host;
     sealed_opts.port = opts.port;
     sealed_opts.max_body_bytes = 64 * 1024;
-    auto port = ServeWhileSealed(tls, sealed_opts, keyd->get(), sigs, [&](uint16_t p) {
-      std::string h = sealed_opts.listen_host == "::1" ? "[::1]" : sealed_opts.listen_host;
-      (void)WriteFileAtomic(data + "/server.json",
-                            json{{"address", "https://" + h + ":" + std::to_string(p)},
-                                 {"pid", ::getpid()},
-                                 {"tenant", tenant},
-                                 {"dev", false},
-                                 {"sealed", true}}
-                                    .dump() +
-                                "\n");
-    });
+    auto port = ServeWhileSealed(
+        tls, sealed_opts, keyd->get(), sigs,
+        [&](uint16_t p) {
+          std::string h = sealed_opts.listen_host == "::1" ? "[::1]" : sealed_opts.listen_host;
+          (void)WriteFileAtomic(data + "/server.json",
+                                json{{"address", "https://" + h + ":" + std::to_string(p)},
+                                     {"pid", ::getpid()},
+                                     {"tenant", tenant},
+                                     {"dev", false},
+                                     {"sealed", true}}
+                                        .dump() +
+                                    "\n");
+        });
     if (!port.ok()) {
       fs::remove(data + "/server.json", ec);
       return port.status().code() == StatusCode::kUnavailable
@@ -251,8 +253,9 @@ int RunServer(const ServerOptions& opts) {
   if (opts.public_url.empty()) {
     // Callbacks come from targets without client certificates: the public listener
     // when there is one.
-    executor.SetPublicUrl(
-        public_https ? "https://" + host + ":" + std::to_string(public_https->port()) : address);
+    executor.SetPublicUrl(public_https ? "https://" + host + ":" +
+                                             std::to_string(public_https->port())
+                                       : address);
   }
   Status w = WriteFileAtomic(
       data + "/server.json",
