@@ -10,9 +10,9 @@
 #include <iostream>
 
 #include "cli/audit_cmd.h"
-#include "cli/operator_cmd.h"
 #include "cli/client.h"
 #include "cli/demo.h"
+#include "cli/operator_cmd.h"
 #include "common/encoding.h"
 #include "common/secret.h"
 #include "server/server.h"
@@ -73,13 +73,20 @@ int main(int argc, char** argv) {
   server->add_option("--data", data, "data directory");
   server->add_option("--listen", listen, "HOST:PORT (port 0 picks a free one)");
   std::vector<std::string> witness_dirs, witness_urls;  // docs/audit-format.md §8
-  server->add_option("--witness-dir", witness_dirs,
-                     "publish audit checkpoints to this directory (repeatable; default DATA/witness)");
+  server->add_option(
+      "--witness-dir", witness_dirs,
+      "publish audit checkpoints to this directory (repeatable; default DATA/witness)");
   server->add_option("--witness-url", witness_urls,
                      "C2SP tlog-witness submission prefix, https (repeatable)");
   std::string replay_store;
   server->add_option("--replay-store", replay_store,
-                     "embedded (default) or redis://HOST:PORT (Redis 7, fail closed)");
+                     "embedded (default; with a postgres --store: postgres) or redis://HOST:PORT "
+                     "(Redis 7, fail closed)");
+  std::string store_url, node_name;
+  server->add_option("--store", store_url,
+                     "embedded (default: SQLite in DATA) or postgres://… shared by every node "
+                     "(password from PGPASSWORD or ~/.pgpass, not the URL)");
+  server->add_option("--node", node_name, "this node's name in the cluster (default hostname-pid)");
   std::vector<std::string> resolver_overrides;
   server->add_option("--resolver-override", resolver_overrides,
                      "PATTERN=IP: egress names matching PATTERN go to IP without the "
@@ -140,6 +147,8 @@ int main(int argc, char** argv) {
     o.witness_dirs = witness_dirs;
     o.witness_urls = witness_urls;
     o.replay_store = replay_store;
+    o.store = store_url;
+    o.node_name = node_name;
     o.resolver_overrides = resolver_overrides;
     size_t colon = listen.rfind(':');
     if (colon == std::string::npos) {

@@ -19,6 +19,13 @@ struct ServerOptions {
   // Replay store for Action Token jtis: "" or "embedded" = SQLite in DATA/toani.db;
   // "redis://HOST:PORT" = Redis 7, shared by every node (fail closed when unreachable).
   std::string replay_store;
+  // Where credentials, policies and the audit log live: "" or "embedded" = SQLite in
+  // DATA/toani.db; "postgres://…" / "postgresql://…" = a PostgreSQL database shared by every
+  // node (scale-out, docs/operations.md). Migrations run at start. With PostgreSQL and no
+  // --replay-store, jtis go to a PostgreSQL table (also shared).
+  std::string store;
+  // This node's name in the audit hand-off queue (default: hostname-pid).
+  std::string node_name;
   // Egress resolver overrides "PATTERN=IP" (e.g. "*.test.internal=10.0.0.5"): names
   // matching PATTERN connect to IP without the global-address check. For local test
   // targets only; empty (off) by default, each one logged at start-up. --dev adds
