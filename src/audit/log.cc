@@ -107,7 +107,7 @@ Status AuditLog::Extend(uint64_t to) {
       for (const auto& row : rows) {
         if (row.handoff_id != 0) sequenced_[row.handoff_id] = row.index;
       }
-      while (sequenced_.size() > 1000000) sequenced_.erase(sequenced_.begin());
+      while (sequenced_.size() > 200000) sequenced_.erase(sequenced_.begin());
       if (!rows.empty()) sequenced_cv_.notify_all();
     }
     if (rows.size() != end - from) {

@@ -38,7 +38,7 @@ struct AuditLogOptions {
   nlohmann::json tee;
   size_t max_batch = 512;  // entries per group commit (keyd accepts up to 1024)
   bool verify_signatures_on_open = true;
-  // Cluster mode (docs/audit-format.md §9): Append hands entries to the sequencer through
+  // Cluster mode (docs/storage.md §2): Append hands entries to the sequencer through
   // this queue in the shared database, and this node sequences every queued entry while
   // it holds the sequencer lock. nullptr: a single node appending directly.
   store::AuditHandoff* handoff = nullptr;

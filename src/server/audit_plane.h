@@ -29,7 +29,7 @@ struct AuditPlaneOptions {
   ClientTls witness_tls;
   std::chrono::milliseconds publish_interval{1000};
   // Scale-out: the shared PostgreSQL audit store and the hand-off queue through which this
-  // node's entries reach the sequencer (docs/audit-format.md §9). Null: SQLite at db_path.
+  // node's entries reach the sequencer (docs/storage.md §2). Null: SQLite at db_path.
   store::AuditStore* shared_store = nullptr;
   store::AuditHandoff* handoff = nullptr;
 };

@@ -34,7 +34,7 @@ class AuditStore {
   virtual StatusOr<std::vector<AuditTileRow>> ReadTiles() = 0;
 };
 
-// Cluster hand-off (docs/audit-format.md §9): every node queues its entries in the shared
+// Cluster hand-off (docs/storage.md §2): every node queues its entries in the shared
 // database; the one node holding the sequencer lock appends them to the log. Thread-safe.
 struct HandedEntry {
   int64_t id = 0;

@@ -23,7 +23,7 @@ constexpr int64_t kMigrationLock = 0x746f616e6901;
 constexpr int64_t kSequencerLock = 0x746f616e6902;
 
 // Schema migrations, applied in order, each once (toani_schema_migrations). Never edit
-// a released migration: add the next one. docs/formats.md §7 describes the tables.
+// a released migration: add the next one. docs/storage.md §1 describes the tables.
 struct Migration {
   int version;
   const char* sql;

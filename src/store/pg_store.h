@@ -1,6 +1,6 @@
 // The PostgreSQL stores (DESIGN.md §9, docs/operations.md): every store interface over
 // one shared database, for several server nodes at once. Opening runs the schema
-// migrations (docs/formats.md §7) under an advisory lock, so nodes starting together
+// migrations (docs/storage.md §1) under an advisory lock, so nodes starting together
 // migrate once. Thread-safe.
 #pragma once
 
