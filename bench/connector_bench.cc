@@ -90,7 +90,8 @@ class Target {
       }
       std::string lower = req;
       for (char& ch : lower) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
-      const bool ok = lower.find(expected_.substr(0, 22)) != std::string::npos &&
+      // "authorization: bearer " (case-insensitive name and scheme) + the exact secret.
+      const bool ok = lower.find("\r\nauthorization: bearer ") != std::string::npos &&
                       req.find(expected_.substr(22)) != std::string::npos;
       std::string body = R"({"balance":"1234.56","currency":"EUR","account":"12345678","note":")" +
                          std::string(120, 'x') + "\"}";
