@@ -12,6 +12,7 @@
 #include "cli/audit_cmd.h"
 #include "cli/exit_codes.h"
 #include "cli/operator_cmd.h"
+#include "cli/mcp_stdio.h"
 #include "cli/pki_cmd.h"
 #include "cli/client.h"
 #include "cli/demo.h"
@@ -177,6 +178,9 @@ int main(int argc, char** argv) {
   toani::cli::OperatorArgs op_args;  // operator init/unseal/rekey/status, tenant rotate-key
   toani::cli::AddOperatorCommands(app, cred_add, &op_args);
 
+  auto* mcp_stdio = app.add_subcommand(
+      "mcp-stdio", "bridge a local MCP client (stdio) to the server's /mcp over mTLS, as the agent "
+                   "of TOANI_CLIENT_CERT/KEY (default: the dev agent)");
   toani::cli::PkiArgs pki_args;
   toani::cli::AddPkiCommands(app, &pki_args);
 
@@ -239,6 +243,7 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "error: %s\n", client.status().message().c_str());
     return toani::cli::kExitUnreachable;
   }
+  if (*mcp_stdio) return toani::cli::RunMcpStdio(*client);
   if (int rc = toani::cli::RunOperatorCommands(op_args, *client, data); rc >= 0) return rc;
   if (*cred_add) {
     std::string secret;

@@ -205,6 +205,7 @@ int RunServer(const ServerOptions& opts) {
   ApiDeps deps;
   deps.store = store->get();
   deps.replay = replay->get();
+  deps.mcp_allowed_origins = opts.mcp_allowed_origins;
   deps.audit = audit_log;
   deps.keyd = keyd->get();
   deps.executor = &executor;
