@@ -10,6 +10,8 @@
 #include <openssl/ssl.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
+
+#include <csignal>
 #include <unistd.h>
 
 #include <filesystem>
@@ -108,6 +110,8 @@ int StatusOf(const std::string& resp) {
 class TlsIdentityTest : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
+    // Writing to a connection the server closed (refused or revoked) must fail, not kill us.
+    ::signal(SIGPIPE, SIG_IGN);
     server_ = new ServerHarness();
     toani_ = server_->bin("toani");
     data_ = server_->data_dir();
