@@ -11,6 +11,7 @@
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "audit/merkle.h"
@@ -36,8 +37,15 @@ struct AuditLogOptions {
   bool verify_signatures_on_open = true;
 };
 
+// Appends are pipelined in two stages: the leader among waiting Append calls takes a
+// batch, has keyd chain and sign it, and hands it to the log's writer thread, which
+// stores it in one fsync'd transaction; meanwhile the leader signs the next batch. An
+// Append returns only after its batch is durable. If a store write fails, that batch
+// and every batch signed after it fail (their chain starts from entries that were
+// never stored), and signing restarts from the last durable entry.
 class AuditLog {
  public:
+  ~AuditLog();
   // Re-reads the whole log and refuses (Internal, saying where) one that does not check
   // out: a gap, a non-canonical or wrongly signed entry, a wrong leaf hash, a broken
   // `prev` chain, or a stored tile that differs from the tile recomputed from the entries.
@@ -70,7 +78,19 @@ class AuditLog {
   struct Pending;
   AuditLog(store::AuditStore* store, AuditSigner* signer, AuditLogOptions opts)
       : store_(store), signer_(signer), opts_(std::move(opts)) {}
-  void CommitBatch(std::vector<Pending*> batch, uint64_t base, Hash prev);
+  struct SignedBatch {  // signed, in index order, waiting for the writer
+    std::vector<Pending*> pending;
+    uint64_t base = 0;
+    uint64_t epoch = 0;
+    std::vector<store::AuditRow> rows;
+    std::vector<Hash> leaves;
+  };
+  // Signs a batch (no lock held); returns nullopt after failing its entries.
+  std::optional<SignedBatch> SignBatch(std::vector<Pending*> batch, uint64_t base, Hash prev,
+                                       uint64_t epoch);
+  void WriterLoop();
+  void StoreBatch(SignedBatch& b);  // called by the writer thread, no lock held
+  void FailLocked(const std::vector<Pending*>& batch, const std::string& why);
 
   store::AuditStore* store_;
   AuditSigner* signer_;
@@ -78,6 +98,17 @@ class AuditLog {
   mutable std::mutex mu_;
   std::deque<Pending*> queue_;
   bool leader_active_ = false;
+  std::condition_variable leader_cv_;  // wakes the leader: new entries or a stored batch
+  // Signing state: the next index and chain link for the next batch to sign. They run
+  // ahead of range_/last_leaf_ (durable state) by the batches in flight.
+  uint64_t sign_next_ = 0;
+  Hash sign_prev_{};
+  uint64_t epoch_ = 0;  // bumped when a store write fails; older signed batches are void
+  std::deque<SignedBatch> to_store_;
+  static constexpr size_t kMaxInFlight = 2;
+  std::condition_variable writer_cv_;
+  bool stop_ = false;
+  std::thread writer_;
   CompactRange range_;
   TreeHashes hashes_;
   Hash last_leaf_{};
