@@ -4,8 +4,11 @@
 // failed append is reported so the caller can refuse the step (fail closed).
 #pragma once
 
+#include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <deque>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <nlohmann/json.hpp>
@@ -35,22 +38,30 @@ struct AuditLogOptions {
   nlohmann::json tee;
   size_t max_batch = 512;  // entries per group commit (keyd accepts up to 1024)
   bool verify_signatures_on_open = true;
+  // Cluster mode (docs/storage.md §2): Append hands entries to the sequencer through
+  // this queue in the shared database, and this node sequences every queued entry while
+  // it holds the sequencer lock. nullptr: a single node appending directly.
+  store::AuditHandoff* handoff = nullptr;
+  // Cluster mode: how long Append waits for its entry to be sequenced.
+  std::chrono::milliseconds handoff_wait{30000};
 };
 
-// Appends are pipelined in two stages: the leader among waiting Append calls takes a
-// batch, has keyd chain and sign it, and hands it to the log's writer thread, which
-// stores it in one fsync'd transaction; meanwhile the leader signs the next batch. An
-// Append returns only after its batch is durable. If a store write fails, that batch
-// and every batch signed after it fail (their chain starts from entries that were
-// never stored), and signing restarts from the last durable entry.
+// On a single node, appends are pipelined in two stages: the leader among waiting
+// Append calls takes a batch, has keyd chain and sign it, and hands it to the log's
+// writer thread, which stores it in one fsync'd transaction; meanwhile the leader signs
+// the next batch. An Append returns only after its batch is durable. If a store write
+// fails, that batch and every batch signed after it fail (their chain starts from
+// entries that were never stored), and signing restarts from the last durable entry.
 class AuditLog {
  public:
-  ~AuditLog();
   // Re-reads the whole log and refuses (Internal, saying where) one that does not check
   // out: a gap, a non-canonical or wrongly signed entry, a wrong leaf hash, a broken
   // `prev` chain, or a stored tile that differs from the tile recomputed from the entries.
   static StatusOr<std::unique_ptr<AuditLog>> Open(store::AuditStore* store, AuditSigner* signer,
                                                   AuditLogOptions opts);
+  ~AuditLog();
+  AuditLog(const AuditLog&) = delete;
+  AuditLog& operator=(const AuditLog&) = delete;
 
   // Adds v, index, time, tee, prev, sig (keyd replaces a "user" field by "user_ref") and
   // appends durably. Unavailable when the store or keyd fails, or the log is faulted.
@@ -74,11 +85,17 @@ class AuditLog {
   void SetFault(std::string reason);
   std::optional<std::string> Fault() const;
 
+  // Cluster mode: true while this node holds the sequencer lock.
+  bool Sequencing() const { return leading_.load(); }
+  // Cluster mode: reads (and verifies) entries other nodes' sequencers appended.
+  Status CatchUp();
+
  private:
   struct Pending;
   AuditLog(store::AuditStore* store, AuditSigner* signer, AuditLogOptions opts)
       : store_(store), signer_(signer), opts_(std::move(opts)) {}
-  struct SignedBatch {  // signed, in index order, waiting for the writer
+  // `handoff_ids` (cluster sequencer): the queued entries the batch sequences.
+  struct SignedBatch {  // signed, in index order, waiting to be stored
     std::vector<Pending*> pending;
     uint64_t base = 0;
     uint64_t epoch = 0;
@@ -88,9 +105,20 @@ class AuditLog {
   // Signs a batch (no lock held); returns nullopt after failing its entries.
   std::optional<SignedBatch> SignBatch(std::vector<Pending*> batch, uint64_t base, Hash prev,
                                        uint64_t epoch);
+  // Stores a signed batch (no lock held) and completes its entries; on failure also
+  // voids every batch signed after it.
+  void StoreBatch(SignedBatch& b, const std::vector<int64_t>* handoff_ids);
   void WriterLoop();
-  void StoreBatch(SignedBatch& b);  // called by the writer thread, no lock held
   void FailLocked(const std::vector<Pending*>& batch, const std::string& why);
+  // Sign then store, synchronously (the cluster sequencer).
+  void CommitBatch(std::vector<Pending*> batch, uint64_t base, Hash prev,
+                   const std::vector<int64_t>* handoff_ids = nullptr);
+  // Reads entries [size(), to) from the store, checks them as Open does and adds them to
+  // the tree. Caller holds advance_mu_ (or is Open).
+  Status Extend(uint64_t to);
+  StatusOr<AppendResult> AppendClustered(nlohmann::json fields);
+  void SequencerLoop();
+  void FollowerLoop();
 
   store::AuditStore* store_;
   AuditSigner* signer_;
@@ -99,20 +127,26 @@ class AuditLog {
   std::deque<Pending*> queue_;
   bool leader_active_ = false;
   std::condition_variable leader_cv_;  // wakes the leader: new entries or a stored batch
-  // Signing state: the next index and chain link for the next batch to sign. They run
+  // Single node: the next index and chain link for the next batch to sign. They run
   // ahead of range_/last_leaf_ (durable state) by the batches in flight.
   uint64_t sign_next_ = 0;
   Hash sign_prev_{};
-  uint64_t epoch_ = 0;  // bumped when a store write fails; older signed batches are void
+  uint64_t epoch_ = 0;  // bumped when a store write fails; batches signed before are void
   std::deque<SignedBatch> to_store_;
   static constexpr size_t kMaxInFlight = 2;
   std::condition_variable writer_cv_;
-  bool stop_ = false;
   std::thread writer_;
   CompactRange range_;
   TreeHashes hashes_;
   Hash last_leaf_{};
   std::optional<std::string> fault_;
+  // Cluster mode.
+  std::mutex advance_mu_;                 // one writer of the tree at a time: sequencer or follower
+  std::condition_variable sequenced_cv_;  // with mu_
+  std::map<int64_t, uint64_t> sequenced_;  // recent hand-off id → index (under mu_)
+  std::atomic<bool> leading_{false};
+  std::atomic<bool> stop_{false};
+  std::thread sequencer_, follower_;
   std::mutex checkpoint_mu_;  // serialises signing so sizes reach keyd in order
   uint64_t checkpoint_size_ = UINT64_MAX;
   std::string checkpoint_;
