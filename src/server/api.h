@@ -22,6 +22,7 @@ struct ApiDeps {
   keyd::KeyServiceClient* keyd = nullptr;
   Executor* executor = nullptr;
   nlohmann::json keyd_status;  // intake key and measurement, fetched at start
+  std::vector<std::string> mcp_allowed_origins;  // Origin values /mcp accepts
   Clock clock = SystemClock();
 };
 
