@@ -14,6 +14,9 @@ enum class LogLevel { kDebug, kInfo, kWarn, kError };
 void Log(LogLevel level, std::string_view component, std::string_view event,
          const nlohmann::json& fields = nlohmann::json::object());
 
+// Lines below `level` are dropped from now on (default: everything). Thread-safe.
+void SetMinLogLevel(LogLevel level);
+
 // Replaces substrings that look like credentials (long high-entropy tokens,
 // "Bearer xxx", "sk_live_..."-style keys) with "[REDACTED]".
 std::string ScrubCredentialShapes(std::string_view text);
