@@ -1,5 +1,6 @@
 #include "common/log.h"
 
+#include <atomic>
 #include <chrono>
 #include <cstdio>
 #include <ctime>
@@ -47,8 +48,15 @@ void ScrubInPlace(nlohmann::json& j) {
 
 // ScrubCredentialShapes lives in credential_shapes.cc.
 
+namespace {
+std::atomic<int> g_min_level{static_cast<int>(LogLevel::kDebug)};
+}  // namespace
+
+void SetMinLogLevel(LogLevel level) { g_min_level.store(static_cast<int>(level)); }
+
 void Log(LogLevel level, std::string_view component, std::string_view event,
          const nlohmann::json& fields) {
+  if (static_cast<int>(level) < g_min_level.load(std::memory_order_relaxed)) return;
   nlohmann::json line = {{"ts", NowRfc3339()},
                          {"level", LevelName(level)},
                          {"component", component},

@@ -105,6 +105,10 @@ int RunServer(const ServerOptions& opts) {
     return Fail("start_failed",
                 Status::InvalidArgument("--dev listens on loopback only (127.0.0.1 or ::1)"));
   }
+  SetMinLogLevel(opts.log_level == "debug"  ? LogLevel::kDebug
+                 : opts.log_level == "warn"  ? LogLevel::kWarn
+                 : opts.log_level == "error" ? LogLevel::kError
+                                             : LogLevel::kInfo);
   // Block the shutdown signals before any thread starts, so sigwait gets them.
   sigset_t sigs;
   sigemptyset(&sigs);

@@ -212,3 +212,25 @@ TEST_F(RbacMatrixTest, AuditorSeesOnlyItsTenantsEntries) {
 
 }  // namespace
 }  // namespace toani::testing
+
+namespace toani::testing {
+namespace {
+
+TEST_F(RbacMatrixTest, ReadyzReportsEachDependencyAndMetricsAreExposed) {
+  long code = 0;
+  auto ready = server_->CallJson("r-none", "GET", "/readyz", nullptr, &code);
+  ASSERT_TRUE(ready.ok());
+  EXPECT_EQ(code, 200) << ready->dump();
+  for (const char* k : {"keyd", "seal", "store", "replay_store", "audit"})
+    EXPECT_EQ((*ready)["checks"][k], "ok") << k << ": " << ready->dump();
+  auto m = server_->Call("r-operator", "GET", "/metrics", "");
+  ASSERT_TRUE(m.ok());
+  EXPECT_EQ(m->status, 200);
+  EXPECT_EQ(m->content_type.rfind("text/plain", 0), 0u);
+  for (const char* name : {"# TYPE toani_http_requests_total counter",
+                           "toani_http_request_duration_seconds_bucket{", "toani_audit_log_size "})
+    EXPECT_NE(m->body.find(name), std::string::npos) << name;
+}
+
+}  // namespace
+}  // namespace toani::testing
