@@ -5,6 +5,7 @@
 
 #include "common/jcs.h"
 #include "crypto/paseto_public.h"
+#include "policy/template.h"
 
 namespace toani::policy {
 namespace {
@@ -142,6 +143,10 @@ FullDecision Decide(const std::vector<Policy>& policies, const DecisionRequest& 
   // 3. Parameters.
   if (Status v = act->schema->Validate(params, "params"); !v.ok())
     return Deny(env, d, "params", v.message());
+  // A value the request template would refuse (a control character for a header) is
+  // refused now: a token for it could never run.
+  if (auto r = RenderRequest(act->request, params); !r.ok())
+    return Deny(env, d, "params", "params: " + r.status().message());
   Explain(env, d, "params", true, "parameters satisfy the schema");
   // 4. Time windows.
   if (!act->time_windows.empty()) {

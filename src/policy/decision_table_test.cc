@@ -65,7 +65,8 @@ json BankPolicy(const std::string& issuer_key) {
       },
       "bank.transfer": {
         "agents": ["demo-agent", "busy-agent", "spender"], "connector": "http", "credential": "cred_std",
-        "request": {"method": "POST", "url": "https://bank.example/v1/transfers", "body": {"amount": "{{amount}}"}},
+        "request": {"method": "POST", "url": "https://bank.example/v1/transfers", "body": {"amount": "{{amount}}"},
+                    "headers": {"X-Payee": "{{to}}"}},
         "params": {"type": "object", "additionalProperties": false, "required": ["amount", "to"],
           "properties": {"amount": {"type": "number", "minimum": 0}, "to": {"type": "string"}}},
         "egress": [{"host": "bank.example"}],
@@ -193,6 +194,7 @@ TEST_F(DecisionTable, EveryCaseGivesItsOutcomeAndReason) {
       {"minLength boundary", "demo-agent", "bank.get_balance", with({{"memo", "ab"}}), A, "allow", "allowed"},
       {"below minLength", "demo-agent", "bank.get_balance", with({{"memo", "a"}}), D, "params", "too short (minLength 2)"},
       {"maxLength boundary multibyte", "demo-agent", "bank.get_balance", with({{"memo", "\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9"}}), A, "allow", "allowed"},
+      {"header CRLF refused", "demo-agent", "bank.transfer", {{"amount", 1}, {"to", "x\r\nX-Evil: 1"}}, D, "params", "control character"},
       {"above maxLength", "demo-agent", "bank.get_balance", with({{"memo", "abcdef"}}), D, "params", "too long (maxLength 5)"},
       // pattern (RE2), required, additionalProperties
       {"pattern 4 digits", "demo-agent", "bank.get_balance", {{"account", "1234"}}, A, "allow", "allowed"},

@@ -104,12 +104,14 @@ HttpResponse Api::Handle(const HttpRequest& req) {
   }
   // Key plane (/v1/sys/*, /v1/attestation, /v1/keyd, /v1/tenant/*) and the sealed gate.
   if (auto r = HandleKeyRoute(d_.keyd, c, req, body)) return *r;
+  // Policy plane: /v1/policy-keys, /v1/policies*, /v1/authorize, /v1/approvals*.
+  if (d_.policy != nullptr) {
+    if (auto r = d_.policy->Handle(c, req, body)) return *r;
+  }
   const std::string& p = req.path;
   const std::string& m = req.method;
   if (p == "/v1/credentials" && m == "POST") return AddCredential(c, body);
   if (p == "/v1/credentials" && m == "GET") return ListCredentials(c);
-  if (p == "/v1/policies" && m == "POST") return ApplyPolicy(c, body);
-  if (p == "/v1/authorize" && m == "POST") return Authorize(c, body);
   if (p == "/v1/executions" && m == "POST") return ExecuteAction(c, body);
   if (p == "/v1/audit/root" && m == "GET") return AuditRoot();
   if (p == "/v1/audit/entries" && m == "GET") {
@@ -117,9 +119,8 @@ HttpResponse Api::Handle(const HttpRequest& req) {
       return ProblemFromStatus(Status::PermissionDenied("auditor role required"));
     return AuditEntries(req);
   }
-  static const char* kKnown[] = {"/v1/keyd",         "/v1/credentials", "/v1/policies",
-                                 "/v1/authorize",    "/v1/executions",  "/v1/audit/root",
-                                 "/v1/audit/entries"};
+  static const char* kKnown[] = {"/v1/keyd", "/v1/credentials", "/v1/executions",
+                                 "/v1/audit/root", "/v1/audit/entries"};
   for (const char* k : kKnown) {
     if (p == k) return ProblemResponse(405, "Method not allowed", m + " is not supported on " + p);
   }
@@ -135,6 +136,13 @@ HttpResponse Api::AddCredential(const Caller& c, const json& body) {
   if (!type.ok()) return ProblemFromStatus(type.status());
   auto sealed = RequiredString(body, "sealed", 64 * 1024);
   if (!sealed.ok()) return ProblemFromStatus(sealed.status());
+  std::string sensitivity = "standard";
+  if (body.contains("sensitivity")) {
+    if (!body["sensitivity"].is_string() || !policy::ParseSensitivity(body["sensitivity"].get<std::string>()).ok())
+      return ProblemFromStatus(Status::InvalidArgument(
+          "sensitivity must be standard, privileged, personal or kyc_gated"));
+    sensitivity = body["sensitivity"];
+  }
   if (body.contains("secret") || body.contains("plaintext") || body.contains("value")) {
     return ProblemFromStatus(
         Status::InvalidArgument("plaintext credentials are refused: seal the value to keyd's "
@@ -156,18 +164,21 @@ HttpResponse Api::AddCredential(const Caller& c, const json& body) {
                               1,
                               (*imported)["blob"],
                               (*imported)["fingerprint"],
-                              FormatRfc3339(d_.clock())};
+                              FormatRfc3339(d_.clock()),
+                              sensitivity};
   Status st = d_.store->AddCredential(rec);
   if (!st.ok()) return ProblemFromStatus(st);
   auto a = d_.audit->Append({{"type", "credential.added"},
                              {"tenant", c.tenant},
                              {"actor", c.spiffe_id},
                              {"credential_id", id},
+                             {"sensitivity", sensitivity},
                              {"tee", Tee(d_.keyd_status)}});
   if (!a.ok()) return ProblemFromStatus(a.status());
   return JsonResponse(201, {{"id", id},
                             {"name", rec.name},
                             {"type", rec.type},
+                            {"sensitivity", rec.sensitivity},
                             {"version", rec.version},
                             {"fingerprint", rec.fingerprint},
                             {"created_at", rec.created_at}});
@@ -183,114 +194,12 @@ HttpResponse Api::ListCredentials(const Caller& c) {
     out.push_back({{"id", r.id},
                    {"name", r.name},
                    {"type", r.type},
+                   {"sensitivity", r.sensitivity},
                    {"version", r.version},
                    {"fingerprint", r.fingerprint},
                    {"created_at", r.created_at}});
   }
   return JsonResponse(200, {{"credentials", out}});
-}
-
-HttpResponse Api::ApplyPolicy(const Caller& c, const json& body) {
-  if (!c.Has(Role::kPolicyAdmin))
-    return ProblemFromStatus(Status::PermissionDenied("policy-admin role required"));
-  auto pol = policy::ParsePolicy(body);
-  if (!pol.ok()) return ProblemFromStatus(pol.status());
-  for (const auto& [name, a] : pol->actions) {
-    auto cred = d_.store->GetCredential(c.tenant, a.credential_id);
-    if (!cred.ok()) {
-      return ProblemFromStatus(
-          Status::InvalidArgument("actions." + name + ".credential: " + cred.status().message()));
-    }
-  }
-  store::PolicyRecord rec{c.tenant, pol->policy_id, pol->version, body.dump(),
-                          FormatRfc3339(d_.clock())};
-  Status st = d_.store->PutPolicy(rec);
-  if (!st.ok()) return ProblemFromStatus(st);
-  auto a = d_.audit->Append({{"type", "policy.applied"},
-                             {"tenant", c.tenant},
-                             {"actor", c.spiffe_id},
-                             {"policy_id", pol->policy_id},
-                             {"policy_version", pol->version},
-                             {"policy_hash", "sha256:" + crypto::Sha256Hex(CanonicalizeJson(body))},
-                             {"tee", Tee(d_.keyd_status)}});
-  if (!a.ok()) return ProblemFromStatus(a.status());
-  return JsonResponse(
-      201,
-      {{"policy_id", pol->policy_id}, {"version", pol->version}, {"actions", pol->actions.size()}});
-}
-
-HttpResponse Api::Authorize(const Caller& c, const json& body) {
-  if (!c.Has(Role::kAgent))
-    return ProblemFromStatus(Status::PermissionDenied("only agents authorize actions"));
-  auto action = RequiredString(body, "action", 128);
-  if (!action.ok()) return ProblemFromStatus(action.status());
-  if (!body.contains("params"))
-    return ProblemFromStatus(Status::InvalidArgument("missing field 'params'"));
-  const json& params = body["params"];
-  if (!params.is_object())
-    return ProblemFromStatus(Status::InvalidArgument("field 'params' must be a JSON object"));
-  auto recs = d_.store->LatestPolicies(c.tenant);
-  if (!recs.ok()) return ProblemFromStatus(recs.status());
-  std::vector<policy::Policy> policies;
-  bool known = false;
-  for (const auto& r : *recs) {
-    auto p = policy::ParsePolicy(json::parse(r.document, nullptr, false));
-    if (!p.ok()) continue;  // stored documents were validated when applied
-    known = known || p->actions.count(*action) > 0;
-    policies.push_back(std::move(p).value());
-  }
-  const std::string params_hash = policy::ParamsHash(params);
-  policy::Decision d = policy::Evaluate(policies, c.name, *action, params);
-  if (!d.allowed) {
-    // Denials are audited (an agent probing for actions is worth seeing) but
-    // change nothing else.
-    auto a = d_.audit->Append({{"type", "action.denied"},
-                               {"tenant", c.tenant},
-                               {"actor", c.spiffe_id},
-                               {"action", *action},
-                               {"params_hash", params_hash},
-                               {"reason", d.reason},
-                               {"tee", Tee(d_.keyd_status)}});
-    if (!a.ok()) return ProblemFromStatus(a.status());
-    if (!known)
-      return ProblemFromStatus(
-          Status::NotFound("unknown action '" + *action + "': no policy defines it"));
-    return ProblemFromStatus(Status::PermissionDenied(d.reason));
-  }
-  const policy::ActionSpec& a = *d.action;
-  json claims = {{"policy_id", d.policy->policy_id},
-                 {"policy_version", d.policy->version},
-                 {"action", a.name},
-                 {"params_hash", params_hash},
-                 {"risk_tier", a.risk_tier},
-                 {"hitl", {{"confirmed", false}, {"approvers", json::array()}, {"proof", nullptr}}},
-                 {"cred", {a.credential_id}}};
-  auto minted = d_.keyd->Call({{"op", "token.mint"},
-                               {"tenant", c.tenant},
-                               {"agent", c.name},
-                               {"user", "-"},
-                               {"ttl_seconds", a.token_ttl_seconds},
-                               {"claims", claims}});
-  if (!minted.ok()) return ProblemFromStatus(minted.status());
-  // The token is handed out only once its authorization is durable in the log.
-  auto entry = d_.audit->Append({{"type", "action.authorized"},
-                                 {"tenant", c.tenant},
-                                 {"actor", c.spiffe_id},
-                                 {"action", a.name},
-                                 {"params_hash", params_hash},
-                                 {"policy_id", d.policy->policy_id},
-                                 {"policy_version", d.policy->version},
-                                 {"jti", (*minted)["jti"]},
-                                 {"reason", d.reason},
-                                 {"tee", Tee(d_.keyd_status)}});
-  if (!entry.ok()) return ProblemFromStatus(entry.status());
-  return JsonResponse(200,
-                      {{"decision", "allow"},
-                       {"reason", d.reason},
-                       {"token", (*minted)["token"]},
-                       {"expires_at", (*minted)["exp"]},
-                       {"params_hash", params_hash},
-                       {"policy", {{"id", d.policy->policy_id}, {"version", d.policy->version}}}});
 }
 
 HttpResponse Api::ExecuteAction(const Caller& c, const json& body) {

@@ -10,6 +10,7 @@
 #include "server/executor.h"
 #include "server/https_server.h"
 #include "server/identity.h"
+#include "server/policy_plane.h"
 #include "store/store.h"
 
 namespace toani::server {
@@ -19,6 +20,7 @@ struct ApiDeps {
   audit::AuditLog* audit = nullptr;
   keyd::KeyServiceClient* keyd = nullptr;
   Executor* executor = nullptr;
+  PolicyPlane* policy = nullptr;  // keys, policies, simulate, authorize, approvals
   nlohmann::json keyd_status;  // intake key and measurement, fetched at start
   Clock clock = SystemClock();
 };
@@ -31,8 +33,6 @@ class Api {
  private:
   HttpResponse AddCredential(const Caller& c, const nlohmann::json& body);
   HttpResponse ListCredentials(const Caller& c);
-  HttpResponse ApplyPolicy(const Caller& c, const nlohmann::json& body);
-  HttpResponse Authorize(const Caller& c, const nlohmann::json& body);
   HttpResponse ExecuteAction(const Caller& c, const nlohmann::json& body);
   HttpResponse AuditRoot();
   HttpResponse AuditEntries(const HttpRequest& req);

@@ -161,7 +161,24 @@ int RunServer(const ServerOptions& opts) {
   ecfg.audit_outbox = (*audit_plane)->outbox.get();
   Executor executor(ecfg, store->get(), replay->get(), audit_log, keyd->get(), runner.get(),
                     (*keyd_status)["measurement"], SystemClock());
+  // Policy plane (issue 5): keys, approvals and limit counters in the same database.
+  auto policy_keys = store::OpenSqlitePolicyKeyStore(data + "/toani.db");
+  if (!policy_keys.ok()) return Fail("store_failed", policy_keys.status());
+  auto approvals = store::OpenSqliteApprovalStore(data + "/toani.db");
+  if (!approvals.ok()) return Fail("store_failed", approvals.status());
+  auto limits = store::OpenSqliteLimitCounter(data + "/toani.db");
+  if (!limits.ok()) return Fail("store_failed", limits.status());
+  PolicyPlaneDeps pdeps;
+  pdeps.store = store->get();
+  pdeps.keys = policy_keys->get();
+  pdeps.approvals = approvals->get();
+  pdeps.limits = limits->get();
+  pdeps.audit = audit_log;
+  pdeps.keyd = keyd->get();
+  pdeps.keyd_status = *keyd_status;
+  PolicyPlane policy_plane(pdeps);
   ApiDeps deps;
+  deps.policy = &policy_plane;
   deps.store = store->get();
   deps.audit = audit_log;
   deps.keyd = keyd->get();
