@@ -15,7 +15,14 @@ PACKAGES=(
   bubblewrap ca-certificates openssl sqlite3 curl procps
   # the Redis 7 replay store's tests start their own redis-server
   redis-server
+  # the browser connector drives Debian's Chromium headless in the sandbox
+  chromium
 )
+# Node.js and npm run the tests' real peers (tests/peers: OAuth server, Standard
+# Webhooks library). Installed from Debian only when no node/npm is there already (a
+# machine may carry another Node.js build that provides both).
+command -v node >/dev/null || PACKAGES+=(nodejs)
+command -v npm >/dev/null || PACKAGES+=(npm)
 
 SUDO=""
 if [ "$(id -u)" -ne 0 ]; then

@@ -1,5 +1,5 @@
 // Authorize (allow / deny / approval required) and human approval with CIBA-style
-// polling (docs/api.md "Human approval", docs/formats.md §9).
+// polling (docs/api.md "Human approval", docs/formats.md §10).
 #include <sodium.h>
 
 #include "common/encoding.h"

@@ -48,7 +48,7 @@ class PolicyPlane {
   StatusOr<std::shared_ptr<const std::vector<policy::Policy>>> CurrentPolicies(
       const std::string& tenant);
 
-  // The approval record an approval's HITL proof hashes (docs/formats.md §9).
+  // The approval record an approval's HITL proof hashes (docs/formats.md §10).
   static nlohmann::json ApprovalRecordJson(const store::ApprovalRecord& r);
   static std::string ApprovalProof(const store::ApprovalRecord& r);
 
