@@ -31,8 +31,8 @@ struct PolicyRecord {
   int64_t version = 0;
   std::string document;  // the policy JSON as applied (RFC 8785 canonical when signed)
   std::string applied_at;
-  std::string signatures;  // JSON array of {"keyid","sig"} (docs/formats.md §9); "" = unsigned (legacy)
-  std::string applied_by;  // SPIFFE id of the policy admin who applied it
+  std::string signatures{};  // JSON array of {"keyid","sig"} (docs/formats.md §9); "" = unsigned (legacy)
+  std::string applied_by{};  // SPIFFE id of the policy admin who applied it
 };
 
 // A registered policy-admin signing key (docs/formats.md §9).
