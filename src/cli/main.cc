@@ -16,6 +16,7 @@
 #include "cli/demo.h"
 #include "common/encoding.h"
 #include "common/secret.h"
+#include "server/config.h"
 #include "server/server.h"
 
 namespace {
@@ -71,8 +72,15 @@ int main(int argc, char** argv) {
   server->add_flag("--dev", dev,
                    "development mode: dev root key file (auto-unseal), dev CA, loopback only. "
                    "Without it keyd starts sealed: toani operator init / unseal");
-  server->add_option("--data", data, "data directory");
-  server->add_option("--listen", listen, "HOST:PORT (port 0 picks a free one)");
+  auto* server_data = server->add_option("--data", data, "data directory");
+  auto* server_listen = server->add_option("--listen", listen, "HOST:PORT (port 0 picks a free one)");
+  std::string config_file;
+  server->add_option("--config", config_file,
+                     "JSON config file (docs/configuration.md; default $TOANI_CONFIG); flags "
+                     "given on the command line win over it");
+  bool print_config = false;
+  server->add_flag("--print-config", print_config,
+                   "print the effective configuration (defaults < file < flags) and exit");
   std::vector<std::string> witness_dirs, witness_urls;  // docs/audit-format.md §8
   server->add_option("--witness-dir", witness_dirs,
                      "publish audit checkpoints to this directory (repeatable; default DATA/witness)");
@@ -136,27 +144,32 @@ int main(int argc, char** argv) {
 
   if (*server) {
     toani::server::ServerOptions o;
-    o.dev = dev;
-    o.data_dir = data;
-    o.witness_dirs = witness_dirs;
-    o.witness_urls = witness_urls;
-    o.replay_store = replay_store;
-    o.resolver_overrides = resolver_overrides;
-    size_t colon = listen.rfind(':');
-    if (colon == std::string::npos) {
-      std::fprintf(stderr, "error: --listen must be HOST:PORT\n");
-      return 2;
+    o.data_dir = data;  // $TOANI_DATA or ./toani-data unless the file or --data says otherwise
+    if (config_file.empty() && std::getenv("TOANI_CONFIG") != nullptr)
+      config_file = std::getenv("TOANI_CONFIG");
+    if (!config_file.empty()) {
+      auto st = toani::server::ApplyConfigFile(config_file, &o);
+      if (!st.ok()) {
+        std::fprintf(stderr, "error: %s\n", st.message().c_str());
+        return 2;
+      }
     }
-    o.listen_host = listen.substr(0, colon);
-    if (o.listen_host.size() > 2 && o.listen_host.front() == '[')
-      o.listen_host = o.listen_host.substr(1, o.listen_host.size() - 2);
-    try {
-      int port = std::stoi(listen.substr(colon + 1));
-      if (port < 0 || port > 65535) throw std::out_of_range("port");
-      o.port = static_cast<uint16_t>(port);
-    } catch (const std::exception&) {
-      std::fprintf(stderr, "error: --listen port must be 0..65535\n");
-      return 2;
+    if (server_data->count() > 0 || app.get_option("--data")->count() > 0) o.data_dir = data;
+    if (dev) o.dev = true;
+    if (!witness_dirs.empty()) o.witness_dirs = witness_dirs;
+    if (!witness_urls.empty()) o.witness_urls = witness_urls;
+    if (!replay_store.empty()) o.replay_store = replay_store;
+    if (!resolver_overrides.empty()) o.resolver_overrides = resolver_overrides;
+    if (server_listen->count() > 0 || config_file.empty()) {
+      auto st = toani::server::ParseListen(listen, &o.listen_host, &o.port);
+      if (!st.ok()) {
+        std::fprintf(stderr, "error: --listen: %s\n", st.message().c_str());
+        return 2;
+      }
+    }
+    if (print_config) {
+      std::printf("%s\n", toani::server::ConfigJson(o).c_str());
+      return 0;
     }
     o.bin_dir = std::filesystem::path(SelfPath()).parent_path().string();
     return toani::server::RunServer(o);

@@ -83,48 +83,65 @@ HttpResponse ProblemFromStatus(const Status& s) {
   return ProblemResponse(code, title, s.message());
 }
 
-HttpResponse Api::Handle(const HttpRequest& req) {
-  if (req.path == "/healthz" && req.method == "GET") return JsonResponse(200, {{"status", "ok"}});
-  if (auto r = HandleAuditRoute(d_, req)) return *r;  // /readyz, /v1/audit/* (audit_routes.cc)
-  auto caller = CallerFromSpiffeId(req.peer.uri_san);
-  if (!req.peer.authenticated || !caller.ok()) {
-    return ProblemFromStatus(caller.ok()
-                                 ? Status::Unauthenticated("a client certificate is required")
-                                 : caller.status());
-  }
-  const Caller& c = *caller;
-  json body = json::object();
-  if (req.method == "POST" || req.method == "PUT") {
-    if (req.Header("content-type").rfind("application/json", 0) != 0) {
-      return ProblemResponse(415, "Unsupported media type", "send Content-Type: application/json");
-    }
-    body = json::parse(req.body, nullptr, /*allow_exceptions=*/false);
-    if (body.is_discarded()) return ProblemResponse(400, "Bad request", "body is not valid JSON");
-    if (!body.is_object()) return ProblemResponse(400, "Bad request", "body must be a JSON object");
-  }
-  // Key plane (/v1/sys/*, /v1/attestation, /v1/keyd, /v1/tenant/*) and the sealed gate.
-  if (auto r = HandleKeyRoute(d_.keyd, c, req, body)) return *r;
-  // Policy plane: /v1/policy-keys, /v1/policies*, /v1/authorize, /v1/approvals*.
-  if (d_.policy != nullptr) {
-    if (auto r = d_.policy->Handle(c, req, body)) return *r;
-  }
-  const std::string& p = req.path;
-  const std::string& m = req.method;
-  if (p == "/v1/credentials" && m == "POST") return AddCredential(c, body);
-  if (p == "/v1/credentials" && m == "GET") return ListCredentials(c);
-  if (p == "/v1/executions" && m == "POST") return ExecuteAction(c, body);
-  if (p == "/v1/audit/root" && m == "GET") return AuditRoot();
-  if (p == "/v1/audit/entries" && m == "GET") {
-    if (!c.Has(Role::kAuditor))
-      return ProblemFromStatus(Status::PermissionDenied("auditor role required"));
-    return AuditEntries(req);
-  }
-  static const char* kKnown[] = {"/v1/keyd", "/v1/credentials", "/v1/executions",
-                                 "/v1/audit/root", "/v1/audit/entries"};
-  for (const char* k : kKnown) {
-    if (p == k) return ProblemResponse(405, "Method not allowed", m + " is not supported on " + p);
-  }
-  return ProblemResponse(404, "Not found", "no route " + p);
+Api::Api(ApiDeps deps) : d_(std::move(deps)) {
+  RegisterOpsRoutes(table_, d_);
+  RegisterKeyRoutes(table_, d_.keyd);
+  RegisterAuditRoutes(table_, d_);
+  RegisterCoreRoutes();
+  if (d_.policy != nullptr) d_.policy->Register(table_);  // policy plane (issue 5)
+  // Routes of further planes register here: RegisterXRoutes(table_, d_);
+  if (d_.keyd != nullptr) table_.set_sealed_probe([k = d_.keyd] { return k->Sealed(); });
+}
+
+HttpResponse Api::Handle(const HttpRequest& req, bool mtls) const {
+  return table_.Dispatch(req, mtls);
+}
+
+void Api::RegisterCoreRoutes() {
+  const json named_object = {{"type", "object"}};
+  table_.Add({.method = "POST",
+              .path = "/v1/credentials",
+              .roles = {Role::kCredentialAdmin},
+              .json_body = true,
+              .summary = "Add a credential sealed to keyd's intake key (never plaintext)",
+              .request_schema = {{"type", "object"},
+                                 {"required", {"name", "type", "sealed"}},
+                                 {"properties",
+                                  {{"name", {{"type", "string"}, {"maxLength", 128}}},
+                                   {"type", {{"type", "string"}, {"maxLength", 64}}},
+                                   {"sealed", {{"type", "string"}}},
+                                   {"sensitivity",
+                                    {{"enum", {"standard", "privileged", "personal", "kyc_gated"}}}}}}},
+              .success_status = 201,
+              .handler = [this](const RouteContext& c) { return AddCredential(*c.caller, c.body); }});
+  table_.Add({.method = "GET",
+              .path = "/v1/credentials",
+              .roles = {Role::kCredentialAdmin},
+              .summary = "List the tenant's credentials (metadata only, never values)",
+              .handler = [this](const RouteContext& c) { return ListCredentials(*c.caller); }});
+  table_.Add({.method = "POST",
+              .path = "/v1/executions",
+              .roles = {Role::kAgent},
+              .json_body = true,
+              .summary = "Execute an action with its Action Token and the same parameters",
+              .request_schema = {{"type", "object"},
+                                 {"required", {"token", "params"}},
+                                 {"properties",
+                                  {{"token", {{"type", "string"}}}, {"params", named_object}}}},
+              .handler = [this](const RouteContext& c) { return ExecuteAction(*c.caller, c.body); }});
+  table_.Add({.method = "GET",
+              .path = "/v1/audit/root",
+              .access = Access::kAnyIdentity,
+              .tenancy = Tenancy::kGlobal,
+              .summary = "Size and Merkle root of the audit log",
+              .handler = [this](const RouteContext&) { return AuditRoot(); }});
+  table_.Add({.method = "GET",
+              .path = "/v1/audit/entries",
+              .roles = {Role::kAuditor},
+              .summary = "The caller's tenant's audit entries in [from, to) (at most 1000 scanned)",
+              .query = {{{"name", "from"}, {"schema", {{"type", "integer"}, {"minimum", 0}}}},
+                        {{"name", "to"}, {"schema", {{"type", "integer"}, {"minimum", 0}}}}},
+              .handler = [this](const RouteContext& c) { return AuditEntries(*c.caller, c.req); }});
 }
 
 HttpResponse Api::AddCredential(const Caller& c, const json& body) {
@@ -138,9 +155,11 @@ HttpResponse Api::AddCredential(const Caller& c, const json& body) {
   if (!sealed.ok()) return ProblemFromStatus(sealed.status());
   std::string sensitivity = "standard";
   if (body.contains("sensitivity")) {
-    if (!body["sensitivity"].is_string() || !policy::ParseSensitivity(body["sensitivity"].get<std::string>()).ok())
+    if (!body["sensitivity"].is_string() ||
+        !policy::ParseSensitivity(body["sensitivity"].get<std::string>()).ok()) {
       return ProblemFromStatus(Status::InvalidArgument(
           "sensitivity must be standard, privileged, personal or kyc_gated"));
+    }
     sensitivity = body["sensitivity"];
   }
   if (body.contains("secret") || body.contains("plaintext") || body.contains("value")) {
@@ -218,7 +237,7 @@ HttpResponse Api::AuditRoot() {
   return JsonResponse(200, {{"size", d_.audit->size()}, {"root", d_.audit->RootHex()}});
 }
 
-HttpResponse Api::AuditEntries(const HttpRequest& req) {
+HttpResponse Api::AuditEntries(const Caller& c, const HttpRequest& req) {
   uint64_t size = d_.audit->size();
   auto num = [](const std::map<std::string, std::string>& q, const char* k,
                 uint64_t dflt) -> StatusOr<uint64_t> {
@@ -240,7 +259,11 @@ HttpResponse Api::AuditEntries(const HttpRequest& req) {
   auto rows = d_.store->ReadAudit(*from, end);
   if (!rows.ok()) return ProblemFromStatus(rows.status());
   json entries = json::array();
-  for (const auto& r : *rows) entries.push_back(json::parse(r.entry));
+  // One log for the deployment, but a tenant sees only its own entries.
+  for (const auto& r : *rows) {
+    json e = json::parse(r.entry, nullptr, false);
+    if (e.is_object() && e.value("tenant", "") == c.tenant) entries.push_back(std::move(e));
+  }
   return JsonResponse(200, {{"size", size}, {"from", *from}, {"to", end}, {"entries", entries}});
 }
 

@@ -45,8 +45,5 @@ StatusOr<std::unique_ptr<AuditPlane>> OpenAuditPlane(const AuditPlaneOptions& op
                                                      keyd::KeyServiceClient* keyd,
                                                      const nlohmann::json& keyd_status);
 
-struct ApiDeps;
-// /readyz and the /v1/audit routes added by issue 4; nullopt for any other request.
-std::optional<HttpResponse> HandleAuditRoute(const ApiDeps& deps, const HttpRequest& req);
 
 }  // namespace toani::server

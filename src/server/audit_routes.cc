@@ -73,86 +73,103 @@ HttpResponse Export(const ApiDeps& d, const Caller& c, const HttpRequest& req) {
 
 }  // namespace
 
-std::optional<HttpResponse> HandleAuditRoute(const ApiDeps& d, const HttpRequest& req) {
-  if (req.path == "/readyz" && req.method == "GET") {
-    if (auto fault = d.audit->Fault())
-      return ProblemResponse(503, "Not ready", "audit log: " + *fault);
-    return Text(200, json{{"status", "ready"}, {"audit_size", d.audit->size()}}.dump(),
-                "application/json");
-  }
-  const std::string& p = req.path;
-  static const std::string kPrefix = "/v1/audit/";
-  if (p.rfind(kPrefix, 0) != 0 || p == "/v1/audit/root" || p == "/v1/audit/entries")
-    return std::nullopt;
-  auto caller = CallerFromSpiffeId(req.peer.uri_san);
-  if (!req.peer.authenticated || !caller.ok()) {
-    return ProblemFromStatus(caller.ok()
-                                 ? Status::Unauthenticated("a client certificate is required")
-                                 : caller.status());
-  }
-  if (!caller->Has(Role::kAuditor))
-    return ProblemFromStatus(Status::PermissionDenied("auditor role required"));
-  if (req.method != "GET")
-    return ProblemResponse(405, "Method not allowed", req.method + " is not supported on " + p);
+namespace {
+
+HttpResponse Checkpoint(const ApiDeps& d) {
+  auto note = d.audit->Checkpoint();
+  if (!note.ok()) return ProblemFromStatus(note.status());
+  HttpResponse r = Text(200, *note, "text/plain; charset=utf-8");
+  r.headers.push_back({"Cache-Control", "no-store"});
+  return r;
+}
+
+HttpResponse TileRoute(const ApiDeps& d, const std::string& rest) {
+  auto ref = audit::ParseTilePath(rest);
+  if (!ref.ok()) return ProblemResponse(404, "Not found", ref.status().message());
+  auto tile = d.audit->Tile(*ref);
+  if (!tile.ok()) return ProblemResponse(404, "Not found", tile.status().message());
+  HttpResponse r = Text(200, std::move(*tile), "application/octet-stream");
+  r.headers.push_back({"Cache-Control", "public, max-age=31536000, immutable"});
+  return r;
+}
+
+HttpResponse Proof(const ApiDeps& d, const HttpRequest& req) {
   audit::AuditLog& log = *d.audit;
-  const std::string rest = p.substr(kPrefix.size());
-  if (rest == "checkpoint") {
-    auto note = log.Checkpoint();
-    if (!note.ok()) return ProblemFromStatus(note.status());
-    HttpResponse r = Text(200, *note, "text/plain; charset=utf-8");
-    r.headers.push_back({"Cache-Control", "no-store"});
-    return r;
+  auto index = QueryNum(req, "index", std::nullopt);
+  if (!index.ok()) return ProblemFromStatus(index.status());
+  auto note = log.Checkpoint();
+  if (!note.ok()) return ProblemFromStatus(note.status());
+  auto cp = audit::VerifyCheckpoint(*note, log.key());
+  if (!cp.ok()) return ProblemFromStatus(Status::Internal("own checkpoint does not verify"));
+  if (*index >= cp->size)
+    return ProblemFromStatus(Status::NotFound("no entry " + std::to_string(*index)));
+  auto proof = log.InclusionProof(*index, cp->size);
+  auto entries = log.Entries(*index, *index + 1);
+  if (!proof.ok() || !entries.ok() || entries->size() != 1)
+    return ProblemFromStatus(Status::Unavailable("cannot read the log"));
+  return Text(200,
+              json{{"index", *index},
+                   {"entry", (*entries)[0]},
+                   {"tlog_proof", audit::FormatTlogProof(*index, *proof, *note)}}
+                  .dump(),
+              "application/json");
+}
+
+HttpResponse Consistency(const ApiDeps& d, const HttpRequest& req) {
+  audit::AuditLog& log = *d.audit;
+  auto old = QueryNum(req, "old", std::nullopt);
+  if (!old.ok()) return ProblemFromStatus(old.status());
+  auto note = log.Checkpoint();
+  if (!note.ok()) return ProblemFromStatus(note.status());
+  auto cp = audit::VerifyCheckpoint(*note, log.key());
+  if (!cp.ok()) return ProblemFromStatus(Status::Internal("own checkpoint does not verify"));
+  if (*old == 0 || *old > cp->size) {
+    return ProblemFromStatus(
+        Status::InvalidArgument("old size must be in 1.." + std::to_string(cp->size)));
   }
-  if (rest == "key")
-    return Text(200, json{{"vkey", audit::FormatVerifierKey(log.key())}}.dump(),
-                "application/json");
-  if (rest.rfind("tile/", 0) == 0) {
-    auto ref = audit::ParseTilePath(rest.substr(5));
-    if (!ref.ok()) return ProblemResponse(404, "Not found", ref.status().message());
-    auto tile = log.Tile(*ref);
-    if (!tile.ok()) return ProblemResponse(404, "Not found", tile.status().message());
-    HttpResponse r = Text(200, std::move(*tile), "application/octet-stream");
-    r.headers.push_back({"Cache-Control", "public, max-age=31536000, immutable"});
-    return r;
-  }
-  if (rest == "proof") {
-    auto index = QueryNum(req, "index", std::nullopt);
-    if (!index.ok()) return ProblemFromStatus(index.status());
-    auto note = log.Checkpoint();
-    if (!note.ok()) return ProblemFromStatus(note.status());
-    auto cp = audit::VerifyCheckpoint(*note, log.key());
-    if (!cp.ok()) return ProblemFromStatus(Status::Internal("own checkpoint does not verify"));
-    if (*index >= cp->size)
-      return ProblemFromStatus(Status::NotFound("no entry " + std::to_string(*index)));
-    auto proof = log.InclusionProof(*index, cp->size);
-    auto entries = log.Entries(*index, *index + 1);
-    if (!proof.ok() || !entries.ok() || entries->size() != 1)
-      return ProblemFromStatus(Status::Unavailable("cannot read the log"));
-    return Text(200,
-                json{{"index", *index},
-                     {"entry", (*entries)[0]},
-                     {"tlog_proof", audit::FormatTlogProof(*index, *proof, *note)}}
-                    .dump(),
-                "application/json");
-  }
-  if (rest == "consistency") {
-    auto old = QueryNum(req, "old", std::nullopt);
-    if (!old.ok()) return ProblemFromStatus(old.status());
-    auto note = log.Checkpoint();
-    if (!note.ok()) return ProblemFromStatus(note.status());
-    auto cp = audit::VerifyCheckpoint(*note, log.key());
-    if (!cp.ok()) return ProblemFromStatus(Status::Internal("own checkpoint does not verify"));
-    if (*old == 0 || *old > cp->size) {
-      return ProblemFromStatus(
-          Status::InvalidArgument("old size must be in 1.." + std::to_string(cp->size)));
-    }
-    auto proof = log.ConsistencyProof(*old, cp->size);
-    if (!proof.ok()) return ProblemFromStatus(proof.status());
-    return Text(200, json{{"old", *old}, {"checkpoint", *note}, {"proof", B64(*proof)}}.dump(),
-                "application/json");
-  }
-  if (rest == "export") return Export(d, *caller, req);
-  return ProblemResponse(404, "Not found", "no route " + p);
+  auto proof = log.ConsistencyProof(*old, cp->size);
+  if (!proof.ok()) return ProblemFromStatus(proof.status());
+  return Text(200, json{{"old", *old}, {"checkpoint", *note}, {"proof", B64(*proof)}}.dump(),
+              "application/json");
+}
+
+}  // namespace
+
+// The transparency log is one per deployment (its tiles and proofs cover every
+// tenant's entries, which carry hashes and ids, never parameter values or secrets).
+void RegisterAuditRoutes(RouteTable& t, const ApiDeps& deps) {
+  const ApiDeps* d = &deps;
+  auto add = [&](const char* path, const char* summary, const char* type, json query,
+                 RouteHandler h) {
+    t.Add({.method = "GET",
+           .path = path,
+           .roles = {Role::kAuditor},
+           .tenancy = Tenancy::kGlobal,
+           .summary = summary,
+           .query = std::move(query),
+           .success_type = type,
+           .handler = std::move(h)});
+  };
+  add("/v1/audit/checkpoint", "The latest C2SP signed checkpoint", "text/plain", json::array(),
+      [d](const RouteContext&) { return Checkpoint(*d); });
+  add("/v1/audit/key", "The log's verifier key", "application/json", json::array(),
+      [d](const RouteContext&) {
+        return Text(200, json{{"vkey", audit::FormatVerifierKey(d->audit->key())}}.dump(),
+                    "application/json");
+      });
+  add("/v1/audit/tile/{tile...}", "C2SP tlog-tiles hash tiles and entry bundles",
+      "application/octet-stream", json::array(),
+      [d](const RouteContext& c) { return TileRoute(*d, c.path_params.at("tile")); });
+  add("/v1/audit/proof", "An entry and its inclusion proof", "application/json",
+      json::array({{{"name", "index"}, {"required", true}, {"schema", {{"type", "integer"}}}}}),
+      [d](const RouteContext& c) { return Proof(*d, c.req); });
+  add("/v1/audit/consistency", "A consistency proof from an older tree size", "application/json",
+      json::array({{{"name", "old"}, {"required", true}, {"schema", {{"type", "integer"}}}}}),
+      [d](const RouteContext& c) { return Consistency(*d, c.req); });
+  add("/v1/audit/export", "A proof bundle for toani audit verify", "text/plain",
+      json::array({{{"name", "from"}, {"schema", {{"type", "integer"}}}},
+                   {{"name", "to"}, {"schema", {{"type", "integer"}}}}}),
+      [d](const RouteContext& c) { return Export(*d, *c.caller, c.req); });
 }
 
 }  // namespace toani::server

@@ -1,12 +1,14 @@
 #include "server/https_server.h"
 #include "server/openssl_error.h"
 
+#include <openssl/bn.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
 
 #include <algorithm>
+#include <cctype>
 #include <atomic>
 #include <boost/asio/dispatch.hpp>
 #include <boost/asio/executor_work_guard.hpp>
@@ -35,7 +37,6 @@ namespace beast = boost::beast;
 namespace http = boost::beast::http;
 using tcp = boost::asio::ip::tcp;
 
-constexpr size_t kHeaderLimit = 16 * 1024;
 constexpr std::chrono::seconds kLingerTime{2};  // drain a refused upload before closing
 constexpr size_t kMaxLingerBytes = 8 << 20;
 constexpr const char* kServerHeader = "toani";
@@ -111,6 +112,26 @@ PeerIdentity ExtractPeer(SSL* ssl) {
   if (X509_digest(cert, EVP_sha256(), md, &md_len) == 1) {
     peer.cert_sha256 = HexEncode(std::span<const uint8_t>(md, md_len));
   }
+  if (const ASN1_INTEGER* serial = X509_get0_serialNumber(cert)) {
+    if (BIGNUM* bn = ASN1_INTEGER_to_BN(serial, nullptr)) {
+      if (char* hex = BN_bn2hex(bn)) {
+        peer.serial_hex = hex;
+        for (char& ch : peer.serial_hex) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+        OPENSSL_free(hex);
+      }
+      BN_free(bn);
+    }
+  }
+  if (STACK_OF(X509)* chain = SSL_get0_verified_chain(ssl); chain != nullptr && sk_X509_num(chain) > 1) {
+    if (X509_digest(sk_X509_value(chain, 1), EVP_sha256(), md, &md_len) == 1)
+      peer.issuer_sha256 = HexEncode(std::span<const uint8_t>(md, md_len));
+  }
+  const X509_NAME* subject = X509_get_subject_name(cert);
+  for (int i = -1; (i = X509_NAME_get_index_by_NID(subject, NID_organizationalUnitName, i)) >= 0;) {
+    const ASN1_STRING* s = X509_NAME_ENTRY_get_data(X509_NAME_get_entry(subject, i));
+    peer.roles.emplace_back(reinterpret_cast<const char*>(ASN1_STRING_get0_data(s)),
+                            static_cast<size_t>(ASN1_STRING_length(s)));
+  }
   auto* names =
       static_cast<GENERAL_NAMES*>(X509_get_ext_d2i(cert, NID_subject_alt_name, nullptr, nullptr));
   if (names != nullptr) {
@@ -173,7 +194,7 @@ class Session : public std::enable_shared_from_this<Session> {
 
   void ReadHeader() {
     parser_.emplace();
-    parser_->header_limit(static_cast<uint32_t>(kHeaderLimit));
+    parser_->header_limit(static_cast<uint32_t>(shared_->options.max_header_bytes));
     parser_->body_limit(shared_->options.max_body_bytes);
     Arm();
     http::async_read_header(

@@ -38,6 +38,9 @@ struct PeerIdentity {
   bool authenticated = false;  // a client certificate was presented and verified
   std::string uri_san;         // first URI SAN of the verified cert, e.g. spiffe://dev/agent/x
   std::string cert_sha256;     // lowercase hex SHA-256 of the client cert's DER
+  std::string serial_hex;      // the client cert's serial, lowercase hex (for revocation)
+  std::vector<std::string> roles;  // subject OU values of the verified cert, in order
+  std::string issuer_sha256;       // lowercase hex SHA-256 of the issuing CA cert's DER
 };
 
 struct HttpRequest {
@@ -74,6 +77,7 @@ struct HttpsServerOptions {
   std::string listen_host = "127.0.0.1";  // IPv4 or IPv6 literal
   uint16_t port = 0;                      // 0 = pick a free port; see HttpsServer::port()
   size_t max_body_bytes = 1 << 20;        // larger bodies get 413 without the handler
+  size_t max_header_bytes = 16 * 1024;    // larger request heads get 431
   size_t threads = 4;                     // worker threads (>= 1)
   // Deadline for the TLS handshake, for reading one whole request (headers + body) and
   // for an idle keep-alive connection to send its next request.

@@ -26,92 +26,117 @@ json Pick(const json& from, std::initializer_list<const char*> keys) {
   return out;
 }
 
-HttpResponse Forbidden(const char* role) {
-  return ProblemFromStatus(Status::PermissionDenied(std::string(role) + " role required"));
-}
-
 }  // namespace
 
-std::optional<HttpResponse> HandleKeyRoute(keyd::KeyServiceClient* keyd, const Caller& c,
-                                           const HttpRequest& req, const json& body) {
-  const std::string& p = req.path;
-  const std::string& m = req.method;
-  if (p == "/v1/sys/status" && m == "GET") {
-    return KeydCall(keyd, {{"op", "status"}}, [](const json& s) {
-      return Pick(s, {"mode", "initialized", "sealed", "progress", "threshold", "shares",
-                      "measurement", "simulated", "attestation", "secret_memory"});
-    });
-  }
-  if (p == "/v1/sys/init" && m == "POST") {
-    if (!c.Has(Role::kOperator)) return Forbidden("operator");
-    json r = Pick(body, {"shares", "threshold", "recipient_public_key"});
-    r["op"] = "operator.init";
-    return KeydCall(keyd, r, [](const json& s) {
-      return Pick(s, {"shares", "threshold", "sealed"});
-    });
-  }
-  if (p == "/v1/sys/unseal" && m == "POST") {
-    if (!c.Has(Role::kOperator)) return Forbidden("operator");
-    json r = Pick(body, {"sealed_share", "reset"});
-    r["op"] = "operator.unseal";
-    auto out = KeydCall(keyd, r, [](const json& s) {
-      return Pick(s, {"sealed", "progress", "threshold"});
-    });
-    Log(LogLevel::kInfo, "server", "unseal_share",
-        {{"actor", c.spiffe_id}, {"status", out.status}});
-    return out;
-  }
-  if (p == "/v1/sys/rekey" && m == "POST") {
-    if (!c.Has(Role::kOperator)) return Forbidden("operator");
-    json r = Pick(body, {"sealed_shares", "shares", "threshold", "recipient_public_key"});
-    r["op"] = "operator.rekey";
-    return KeydCall(keyd, r, [](const json& s) { return Pick(s, {"shares", "threshold"}); });
-  }
-  if (p == "/v1/attestation" && m == "GET") {
-    auto it = req.query.find("nonce");
-    if (it == req.query.end()) {
-      return ProblemFromStatus(
-          Status::InvalidArgument("?nonce=<base64url, 16..64 bytes> is required"));
-    }
-    return KeydCall(keyd, {{"op", "attestation.evidence"}, {"nonce", it->second}},
-                    [](const json& s) { return s["evidence"]; });
-  }
-  if (p == "/v1/keyd" && m == "GET") {
-    return KeydCall(keyd, {{"op", "status"}}, [](const json& s) {
-      return Pick(s, {"intake_public_key", "measurement", "simulated", "sealed"});
-    });
-  }
-  if (keyd->Sealed()) {
-    return ProblemResponse(
-        503, "Service unavailable",
-        "keyd is sealed: only /v1/sys/status, /v1/sys/unseal and /v1/attestation "
-        "answer until an operator unseals it (toani operator unseal)");
-  }
-  if (p == "/v1/tenant/rotate-key" && m == "POST") {
-    if (!c.Has(Role::kOperator)) return Forbidden("operator");
-    return KeydCall(keyd, {{"op", "tenant.rotate"}, {"tenant", c.tenant}}, [](const json& s) {
-      return Pick(s, {"tenant", "key_version"});
-    });
-  }
-  return std::nullopt;
+void RegisterKeyRoutes(RouteTable& t, keyd::KeyServiceClient* keyd) {
+  t.Add({.method = "GET",
+         .path = "/v1/sys/status",
+         .access = Access::kAnyIdentity,
+         .tenancy = Tenancy::kGlobal,
+         .while_sealed = true,
+         .summary = "Seal state, unseal progress and custody mode",
+         .handler = [keyd](const RouteContext&) {
+           return KeydCall(keyd, {{"op", "status"}}, [](const json& s) {
+             return Pick(s, {"mode", "initialized", "sealed", "progress", "threshold", "shares",
+                             "measurement", "simulated", "attestation", "secret_memory"});
+           });
+         }});
+  t.Add({.method = "POST",
+         .path = "/v1/sys/init",
+         .roles = {Role::kOperator},
+         .tenancy = Tenancy::kGlobal,
+         .while_sealed = true,
+         .json_body = true,
+         .summary = "Make the root key and its Shamir shares (sealed to the caller's key)",
+         .handler = [keyd](const RouteContext& c) {
+           json r = Pick(c.body, {"shares", "threshold", "recipient_public_key"});
+           r["op"] = "operator.init";
+           return KeydCall(keyd, r, [](const json& s) {
+             return Pick(s, {"shares", "threshold", "sealed"});
+           });
+         }});
+  t.Add({.method = "POST",
+         .path = "/v1/sys/unseal",
+         .roles = {Role::kOperator},
+         .tenancy = Tenancy::kGlobal,
+         .while_sealed = true,
+         .json_body = true,
+         .summary = "Submit one unseal share (sealed to keyd's intake key), or reset",
+         .handler = [keyd](const RouteContext& c) {
+           json r = Pick(c.body, {"sealed_share", "reset"});
+           r["op"] = "operator.unseal";
+           auto out = KeydCall(keyd, r, [](const json& s) {
+             return Pick(s, {"sealed", "progress", "threshold"});
+           });
+           Log(LogLevel::kInfo, "server", "unseal_share",
+               {{"actor", c.caller->spiffe_id}, {"status", out.status}});
+           return out;
+         }});
+  t.Add({.method = "POST",
+         .path = "/v1/sys/rekey",
+         .roles = {Role::kOperator},
+         .tenancy = Tenancy::kGlobal,
+         .while_sealed = true,
+         .json_body = true,
+         .summary = "New shares from a quorum of the current ones",
+         .handler = [keyd](const RouteContext& c) {
+           json r = Pick(c.body, {"sealed_shares", "shares", "threshold", "recipient_public_key"});
+           r["op"] = "operator.rekey";
+           return KeydCall(keyd, r, [](const json& s) { return Pick(s, {"shares", "threshold"}); });
+         }});
+  t.Add({.method = "GET",
+         .path = "/v1/attestation",
+         .access = Access::kAnyIdentity,
+         .tenancy = Tenancy::kGlobal,
+         .while_sealed = true,
+         .summary = "keyd's attestation evidence binding its public keys and the nonce",
+         .query = {{{"name", "nonce"},
+                    {"required", true},
+                    {"description", "base64url, 16..64 bytes"}}},
+         .handler = [keyd](const RouteContext& c) {
+           auto it = c.req.query.find("nonce");
+           if (it == c.req.query.end()) {
+             return ProblemFromStatus(
+                 Status::InvalidArgument("?nonce=<base64url, 16..64 bytes> is required"));
+           }
+           return KeydCall(keyd, {{"op", "attestation.evidence"}, {"nonce", it->second}},
+                           [](const json& s) { return s["evidence"]; });
+         }});
+  t.Add({.method = "GET",
+         .path = "/v1/keyd",
+         .access = Access::kAnyIdentity,
+         .tenancy = Tenancy::kGlobal,
+         .while_sealed = true,
+         .summary = "keyd's current intake key and measurement",
+         .handler = [keyd](const RouteContext&) {
+           return KeydCall(keyd, {{"op", "status"}}, [](const json& s) {
+             return Pick(s, {"intake_public_key", "measurement", "simulated", "sealed"});
+           });
+         }});
+  t.Add({.method = "POST",
+         .path = "/v1/tenant/rotate-key",
+         .roles = {Role::kOperator},
+         .summary = "A new tenant key version for the caller's tenant",
+         .handler = [keyd](const RouteContext& c) {
+           return KeydCall(keyd, {{"op", "tenant.rotate"}, {"tenant", c.caller->tenant}},
+                           [](const json& s) {
+                             return Pick(s, {"tenant", "key_version"});
+                           });
+         }});
 }
 
 StatusOr<uint16_t> ServeWhileSealed(const TlsServerConfig& tls, HttpsServerOptions options,
                                     keyd::KeyServiceClient* keyd, const sigset_t& sigs,
                                     const std::function<void(uint16_t port)>& on_listening) {
-  auto https = HttpsServer::Start(tls, options, [keyd](const HttpRequest& r) {
-    auto caller = CallerFromSpiffeId(r.peer.uri_san);
-    if (!r.peer.authenticated || !caller.ok()) {
-      return ProblemFromStatus(Status::Unauthenticated("a client certificate is required"));
-    }
-    json body = json::object();
-    if (r.method == "POST") {
-      body = json::parse(r.body, nullptr, false);
-      if (body.is_discarded() || !body.is_object())
-        return ProblemResponse(400, "Bad request", "body must be a JSON object");
-    }
-    auto resp = HandleKeyRoute(keyd, *caller, r, body);
-    return resp ? *resp : ProblemResponse(503, "Service unavailable", "keyd is still starting");
+  // Only the key routes exist here; the sealed probe turns the rest of them into 503.
+  RouteTable table;
+  RegisterKeyRoutes(table, keyd);
+  table.set_sealed_probe([keyd] { return keyd->Sealed(); });
+  auto https = HttpsServer::Start(tls, options, [&table](const HttpRequest& r) {
+    HttpResponse resp = table.Dispatch(r);
+    if (resp.status == 404)
+      return ProblemResponse(503, "Service unavailable", "keyd is sealed: toani operator unseal");
+    return resp;
   });
   if (!https.ok()) return https.status();
   uint16_t port = (*https)->port();

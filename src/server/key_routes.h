@@ -6,7 +6,8 @@
 //   GET  /v1/attestation        keyd's attestation evidence for ?nonce=<base64url>
 //   GET  /v1/keyd               keyd's current intake key and measurement
 //   POST /v1/tenant/rotate-key  operator: a new L1 version for the caller's tenant
-// and the sealed gate: while keyd is sealed, every other route answers 503.
+// registered by RegisterKeyRoutes (api.h). While keyd is sealed, every route not
+// marked while_sealed answers 503 (RouteTable).
 // The server relays only ciphertext: shares travel sealed to keyd or to the operator.
 #pragma once
 
@@ -21,12 +22,7 @@
 
 namespace toani::server {
 
-// A response for the routes above, or 503 for any other route while keyd is sealed;
-// nullopt when the request is for another handler.
-std::optional<HttpResponse> HandleKeyRoute(keyd::KeyServiceClient* keyd, const Caller& c,
-                                           const HttpRequest& req, const nlohmann::json& body);
-
-// Start-up while keyd is sealed: serves only HandleKeyRoute (everything else 503) on
+// Start-up while keyd is sealed: serves only the key routes (everything else 503) on
 // `options` until keyd is unsealed (returns the port it listened on, so the full
 // server can take it over) or a signal in `sigs` arrives (returns Unavailable).
 // `on_listening(address)` runs once the listener is up.

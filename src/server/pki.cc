@@ -205,6 +205,7 @@ struct LeafSpec {
   std::string common_name;
   std::vector<std::string> dns_sans, ip_sans, uri_sans;
   bool server_auth = false;
+  std::vector<std::string> roles;  // subject OU entries (docs/api.md "Identities")
 };
 
 Status ValidateLeafSpec(const LeafSpec& spec) {
@@ -221,6 +222,10 @@ Status ValidateLeafSpec(const LeafSpec& spec) {
     for (char c : u) {
       if (c <= 0x20 || c >= 0x7f) return Status::InvalidArgument("URI SAN has a bad character");
     }
+  }
+  for (const auto& r : spec.roles) {
+    if (r.empty() || r.size() > 64 || r.find_first_not_of("abcdefghijklmnopqrstuvwxyz-") != std::string::npos)
+      return Status::InvalidArgument("role names are lowercase letters and '-': " + r.substr(0, 64));
   }
   if (spec.dns_sans.empty() && spec.ip_sans.empty() && spec.uri_sans.empty()) {
     return Status::InvalidArgument("a leaf certificate needs at least one SAN");
@@ -301,6 +306,12 @@ StatusOr<std::pair<X509Ptr, PkeyPtr>> MakeLeaf(X509* ca_cert, EVP_PKEY* ca_key,
   X509Ptr cert(X509_new());
   if (!cert) return Status::Internal(OpenSslError("X509_new"));
   TOANI_RETURN_IF_ERROR(InitCert(cert.get(), spec.common_name, key.get(), kLeafDays));
+  for (const auto& role : spec.roles) {
+    if (X509_NAME_add_entry_by_txt(X509_get_subject_name(cert.get()), "OU", MBSTRING_UTF8,
+                                   reinterpret_cast<const unsigned char*>(role.data()),
+                                   static_cast<int>(role.size()), -1, 0) != 1)
+      return Status::Internal(OpenSslError("set subject OU"));
+  }
   if (X509_set_issuer_name(cert.get(), X509_get_subject_name(ca_cert)) != 1) {
     return Status::Internal(OpenSslError("set issuer"));
   }
@@ -330,11 +341,14 @@ Status WritePair(X509* cert, EVP_PKEY* key, const std::string& cert_path,
 }
 
 // True when the leaf at the paths exists, parses, verifies under the CA and is unexpired.
-bool LeafUsable(const std::string& cert_path, const std::string& key_path, EVP_PKEY* ca_pub) {
+bool LeafUsable(const std::string& cert_path, const std::string& key_path, EVP_PKEY* ca_pub,
+                size_t want_roles) {
   if (!FileExists(cert_path) || !FileExists(key_path)) return false;
   auto cert = ReadCert(cert_path);
   auto key = ReadKey(key_path);
   bool ok = cert.ok() && key.ok() && X509_verify(cert->get(), ca_pub) == 1 &&
+            X509_NAME_entry_count(X509_get_subject_name(cert->get())) ==
+                static_cast<int>(1 + want_roles) &&
             X509_check_private_key(cert->get(), key->get()) == 1 &&
             X509_cmp_current_time(X509_get0_notAfter(cert->get())) > 0;
   ERR_clear_error();
@@ -425,12 +439,19 @@ StatusOr<DevPkiPaths> EnsureDevPki(const std::string& pki_dir, const std::string
   };
   const std::string trust = "spiffe://" + tenant;
   Want wants[] = {
-      {p.server_cert, p.server_key, {"localhost", {"localhost"}, {"127.0.0.1", "::1"}, {}, true}},
-      {p.admin_cert, p.admin_key, {"admin", {}, {}, {trust + "/user/admin"}, false}},
-      {p.agent_cert, p.agent_key, {"demo-agent", {}, {}, {trust + "/agent/demo-agent"}, false}},
+      {p.server_cert, p.server_key, {"localhost", {"localhost"}, {"127.0.0.1", "::1"}, {}, true, {}}},
+      {p.admin_cert,
+       p.admin_key,
+       {"admin",
+        {},
+        {},
+        {trust + "/user/admin"},
+        false,
+        {"operator", "credential-admin", "policy-admin", "approver", "auditor"}}},
+      {p.agent_cert, p.agent_key, {"demo-agent", {}, {}, {trust + "/agent/demo-agent"}, false, {}}},
   };
   for (const Want& w : wants) {
-    if (LeafUsable(w.cert, w.key, ca_pub)) continue;
+    if (LeafUsable(w.cert, w.key, ca_pub, w.spec.roles.size())) continue;
     TOANI_ASSIGN_OR_RETURN(auto leaf, MakeLeaf(ca_cert.get(), ca_key.get(), w.spec));
     TOANI_RETURN_IF_ERROR(WritePair(leaf.first.get(), leaf.second.get(), w.cert, w.key));
   }
@@ -443,15 +464,16 @@ StatusOr<std::pair<std::string, std::string>> IssueLeafPem(const std::string& ca
                                                            const std::vector<std::string>& dns_sans,
                                                            const std::vector<std::string>& ip_sans,
                                                            bool server_auth) {
-  LeafSpec spec{common_name, dns_sans, ip_sans, {}, server_auth};
+  LeafSpec spec{common_name, dns_sans, ip_sans, {}, server_auth, {}};
   return IssueFromFiles(ca_cert_path, ca_key_path, spec);
 }
 
 StatusOr<std::pair<std::string, std::string>> IssueClientCertPem(const std::string& ca_cert_path,
                                                                  const std::string& ca_key_path,
                                                                  const std::string& common_name,
-                                                                 const std::string& uri_san) {
-  LeafSpec spec{common_name, {}, {}, {uri_san}, false};
+                                                                 const std::string& uri_san,
+                                                                 const std::vector<std::string>& roles) {
+  LeafSpec spec{common_name, {}, {}, {uri_san}, false, roles};
   return IssueFromFiles(ca_cert_path, ca_key_path, spec);
 }
 

@@ -30,7 +30,8 @@ struct DevPkiPaths {
 //   CA      CN "toani dev CA <tenant>", basicConstraints CA:TRUE (critical),
 //           keyUsage keyCertSign,cRLSign (critical), valid 10 years.
 //   server  CN localhost, SAN DNS:localhost IP:127.0.0.1 IP:::1, EKU serverAuth.
-//   admin   CN admin, SAN URI:spiffe://<tenant>/user/admin, EKU clientAuth.
+//   admin   CN admin, OU operator, credential-admin, policy-admin, approver, auditor,
+//           SAN URI:spiffe://<tenant>/user/admin, EKU clientAuth.
 //   agent   CN demo-agent, SAN URI:spiffe://<tenant>/agent/demo-agent, EKU clientAuth.
 // Leaves are valid 1 year; every serial is 128 random bits. Keys are PKCS#8 PEM, mode
 // 0600; certificates PEM, mode 0644. Files are written atomically (temp + rename).
@@ -57,10 +58,11 @@ StatusOr<std::pair<std::string, std::string>> IssueLeafPem(const std::string& ca
 // Issues a client certificate whose only SAN is `uri_san` (e.g.
 // spiffe://acme/agent/billing-bot), EKU clientAuth, valid 1 year. Returns
 // {cert_pem, key_pem}. Errors as IssueLeafPem; InvalidArgument unless `uri_san`
-// starts with "spiffe://".
+// starts with "spiffe://". `roles` become subject OU entries (lowercase letters and '-').
 StatusOr<std::pair<std::string, std::string>> IssueClientCertPem(const std::string& ca_cert_path,
                                                                  const std::string& ca_key_path,
                                                                  const std::string& common_name,
-                                                                 const std::string& uri_san);
+                                                                 const std::string& uri_san,
+                                                                 const std::vector<std::string>& roles = {});
 
 }  // namespace toani

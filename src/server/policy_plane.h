@@ -19,6 +19,7 @@
 #include "server/approval_webhook.h"
 #include "server/https_server.h"
 #include "server/identity.h"
+#include "server/routes.h"
 #include "store/store.h"
 
 namespace toani::server {
@@ -39,7 +40,12 @@ class PolicyPlane {
  public:
   explicit PolicyPlane(PolicyPlaneDeps deps) : d_(std::move(deps)) {}
 
-  // The response for the routes this plane owns, nullopt for any other path.
+  // Registers this plane's routes with their roles (docs/api.md "Policy plane"); the
+  // table then authenticates, authorizes and parses bodies before calling in.
+  void Register(RouteTable& table);
+
+  // The response for the routes this plane owns, nullopt for any other path (used
+  // by the table's handlers and by tests). Each handler checks its roles again.
   // `body` is the parsed JSON body of a POST (an object) or {} otherwise.
   std::optional<HttpResponse> Handle(const Caller& c, const HttpRequest& req,
                                      const nlohmann::json& body);

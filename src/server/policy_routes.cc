@@ -53,6 +53,68 @@ json PolicyPlane::Tee() const {
           {"simulated", d_.keyd_status.value("simulated", true)}};
 }
 
+void PolicyPlane::Register(RouteTable& t) {
+  // Every handler goes through Handle, which routes on the path as the table matched it.
+  auto h = [this](const RouteContext& c) {
+    auto r = Handle(*c.caller, c.req, c.body);
+    return r ? *r : ProblemResponse(404, "Not found", "no route " + c.req.path);
+  };
+  const std::set<Role> readers = {Role::kPolicyAdmin, Role::kApprover, Role::kAuditor};
+  t.Add({.method = "POST", .path = "/v1/policy-keys", .roles = {Role::kOperator}, .json_body = true,
+         .summary = "Register a policy-admin Ed25519 public key (PASERK k4.public)",
+         .request_schema = {{"type", "object"},
+                            {"required", {"public_key"}},
+                            {"properties", {{"public_key", {{"type", "string"}}}, {"name", {{"type", "string"}}}}}},
+         .success_status = 201, .handler = h});
+  t.Add({.method = "GET", .path = "/v1/policy-keys",
+         .roles = {Role::kOperator, Role::kPolicyAdmin, Role::kAuditor},
+         .summary = "List registered policy-admin keys", .handler = h});
+  t.Add({.method = "POST", .path = "/v1/policy-keys/{key_id}/revoke", .roles = {Role::kOperator},
+         .summary = "Revoke a policy-admin key (it signs nothing more)", .handler = h});
+  t.Add({.method = "POST", .path = "/v1/policies", .roles = {Role::kPolicyAdmin}, .json_body = true,
+         .summary = "Apply a signed policy {policy, signatures} (docs/formats.md §9)",
+         .request_schema = {{"type", "object"},
+                            {"required", {"policy", "signatures"}},
+                            {"properties", {{"policy", {{"type", "object"}}}, {"signatures", {{"type", "array"}}}}}},
+         .success_status = 201, .handler = h});
+  t.Add({.method = "GET", .path = "/v1/policies", .roles = readers,
+         .summary = "The current version of each policy", .handler = h});
+  t.Add({.method = "POST", .path = "/v1/policies/simulate", .roles = {Role::kPolicyAdmin},
+         .json_body = true, .summary = "Explain a decision without side effects", .handler = h});
+  t.Add({.method = "GET", .path = "/v1/policies/{policy_id}", .roles = readers,
+         .summary = "A policy version with its signed envelope",
+         .query = {{{"name", "version"}, {"schema", {{"type", "integer"}, {"minimum", 1}}}}},
+         .handler = h});
+  t.Add({.method = "GET", .path = "/v1/policies/{policy_id}/history", .roles = readers,
+         .summary = "Every version of a policy", .handler = h});
+  t.Add({.method = "POST", .path = "/v1/authorize", .roles = {Role::kAgent}, .json_body = true,
+         .summary = "Ask for an Action Token: 200 allow, 202 approval required, 403 deny",
+         .request_schema = {{"type", "object"},
+                            {"required", {"action", "params"}},
+                            {"properties", {{"action", {{"type", "string"}}},
+                                            {"params", {{"type", "object"}}},
+                                            {"user", {{"type", "string"}}},
+                                            {"identity_proof", {{"type", "string"}}}}}},
+         .handler = h});
+  t.Add({.method = "GET", .path = "/v1/approvals", .roles = {Role::kApprover, Role::kAuditor},
+         .summary = "Approval requests (default: pending)",
+         .query = {{{"name", "status"},
+                    {"schema", {{"enum", {"pending", "approved", "denied", "expired", "redeemed", "all"}}}}}},
+         .handler = h});
+  t.Add({.method = "GET", .path = "/v1/approvals/{id}",
+         .roles = {Role::kApprover, Role::kAuditor, Role::kAgent},
+         .summary = "One approval request (an agent sees only its own)", .handler = h});
+  t.Add({.method = "POST", .path = "/v1/approvals/{id}/approve", .roles = {Role::kApprover},
+         .json_body = true, .summary = "Approve (distinct approvers, never one's own request)",
+         .handler = h});
+  t.Add({.method = "POST", .path = "/v1/approvals/{id}/deny", .roles = {Role::kApprover},
+         .json_body = true, .summary = "Deny an approval request", .handler = h});
+  t.Add({.method = "POST", .path = "/v1/approvals/{id}/token", .roles = {Role::kAgent},
+         .summary = "CIBA-style poll: the token once approved, else authorization_pending, "
+                    "slow_down, expired_token, access_denied",
+         .handler = h});
+}
+
 std::optional<HttpResponse> PolicyPlane::Handle(const Caller& c, const HttpRequest& req,
                                                 const json& body) {
   const std::string& p = req.path;

@@ -12,6 +12,7 @@
 #include "common/log.h"
 #include "keyd/client.h"
 #include "server/api.h"
+#include "server/config.h"
 #include "server/audit_plane.h"
 #include "server/executor.h"
 #include "server/https_server.h"
@@ -67,7 +68,18 @@ int RunServer(const ServerOptions& opts) {
   const std::string tenant = "dev";
   auto pki = EnsureDevPki(data + "/pki", tenant);
   if (!pki.ok()) return Fail("pki_failed", pki.status());
-  auto store = store::OpenSqliteStore(data + "/toani.db");
+  TlsServerConfig tls{opts.tls_cert.empty() ? pki->server_cert : opts.tls_cert,
+                      opts.tls_key.empty() ? pki->server_key : opts.tls_key,
+                      opts.client_ca.empty() ? pki->ca_cert : opts.client_ca,
+                      /*require_client_cert=*/true};
+  std::string db_path = data + "/toani.db";
+  if (opts.store.rfind("sqlite:", 0) == 0) {
+    db_path = opts.store.substr(7);
+  } else if (!opts.store.empty() && opts.store != "sqlite") {
+    return Fail("store_failed", Status::InvalidArgument("store '" + opts.store +
+                                                       "' is not available in this build"));
+  }
+  auto store = store::OpenSqliteStore(db_path);
   if (!store.ok()) return Fail("store_failed", store.status());
   StatusOr<std::unique_ptr<store::ReplayStore>> replay = Status::Internal("unset");
   if (opts.replay_store.empty() || opts.replay_store == "embedded") {
@@ -91,7 +103,7 @@ int RunServer(const ServerOptions& opts) {
     sealed_opts.port = opts.port;
     sealed_opts.max_body_bytes = 64 * 1024;
     auto port = ServeWhileSealed(
-        {pki->server_cert, pki->server_key, pki->ca_cert, true}, sealed_opts, keyd->get(), sigs,
+        tls, sealed_opts, keyd->get(), sigs,
         [&](uint16_t p) {
           std::string h = sealed_opts.listen_host == "::1" ? "[::1]" : sealed_opts.listen_host;
           (void)WriteFileAtomic(data + "/server.json",
@@ -108,7 +120,7 @@ int RunServer(const ServerOptions& opts) {
   auto keyd_status = (*keyd)->Call({{"op", "status"}});
   if (!keyd_status.ok()) return Fail("keyd_failed", keyd_status.status());
   AuditPlaneOptions aopts;
-  aopts.db_path = data + "/toani.db";
+  aopts.db_path = db_path;
   aopts.outbox_dir = data + "/audit/outbox";
   aopts.witness_dirs = opts.witness_dirs;
   if (aopts.witness_dirs.empty()) aopts.witness_dirs.push_back(data + "/witness");
@@ -180,28 +192,49 @@ int RunServer(const ServerOptions& opts) {
   ApiDeps deps;
   deps.policy = &policy_plane;
   deps.store = store->get();
+  deps.replay = replay->get();
   deps.audit = audit_log;
   deps.keyd = keyd->get();
   deps.executor = &executor;
   deps.keyd_status = *keyd_status;
   Api api(deps);
 
-  TlsServerConfig tls{pki->server_cert, pki->server_key, pki->ca_cert,
-                      /*require_client_cert=*/true};
+  api.table().set_rate_limit({opts.rate_limit_rps, opts.rate_limit_burst});
   HttpsServerOptions hopts;
   hopts.listen_host = opts.listen_host == "localhost" ? "127.0.0.1" : opts.listen_host;
   hopts.port = listen_port;
-  hopts.max_body_bytes = 256 * 1024;
-  auto https = HttpsServer::Start(tls, hopts, [&api](const HttpRequest& r) {
-    HttpResponse resp = api.Handle(r);
-    Log(LogLevel::kInfo, "http", "request",
-        {{"method", r.method},
-         {"path", r.path},
-         {"status", resp.status},
-         {"peer", r.peer.uri_san}});
-    return resp;
-  });
+  hopts.max_body_bytes = opts.max_body_bytes;
+  hopts.max_header_bytes = opts.max_header_bytes;
+  hopts.read_timeout = std::chrono::seconds(opts.request_timeout_seconds);
+  hopts.threads = opts.threads;
+  hopts.max_connections = opts.max_connections;
+  auto serve = [&api](bool mtls) {
+    return [&api, mtls](const HttpRequest& r) {
+      HttpResponse resp = api.Handle(r, mtls);
+      Log(LogLevel::kInfo, "http", "request",
+          {{"method", r.method},
+           {"path", r.path},
+           {"status", resp.status},
+           {"peer", r.peer.uri_san},
+           {"listener", mtls ? "mtls" : "public"}});
+      return resp;
+    };
+  };
+  auto https = HttpsServer::Start(tls, hopts, serve(true));
   if (!https.ok()) return Fail("listen_failed", https.status());
+  std::unique_ptr<HttpsServer> public_https;
+  if (!opts.public_listen.empty()) {
+    HttpsServerOptions popts = hopts;
+    Status st = ParseListen(opts.public_listen, &popts.listen_host, &popts.port);
+    if (!st.ok()) return Fail("start_failed", st);
+    TlsServerConfig ptls = tls;
+    ptls.require_client_cert = false;
+    auto p = HttpsServer::Start(ptls, popts, serve(false));
+    if (!p.ok()) return Fail("listen_failed", p.status());
+    public_https = std::move(p).value();
+    Log(LogLevel::kInfo, "server", "public_listening",
+        {{"port", public_https->port()}, {"serves", "public routes only"}});
+  }
   std::string host = hopts.listen_host == "::1" ? "[::1]" : hopts.listen_host;
   std::string address = "https://" + host + ":" + std::to_string((*https)->port());
   Status w = WriteFileAtomic(
@@ -220,6 +253,7 @@ int RunServer(const ServerOptions& opts) {
   sigwait(&sigs, &sig);
   Log(LogLevel::kInfo, "server", "stopping", {{"signal", sig}});
   (*https)->Stop();
+  if (public_https) public_https->Stop();
   fs::remove(data + "/server.json", ec);
   return 0;
 }

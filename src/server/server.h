@@ -24,6 +24,29 @@ struct ServerOptions {
   // targets only; empty (off) by default, each one logged at start-up. --dev adds
   // "*.toani.test=127.0.0.1".
   std::vector<std::string> resolver_overrides;
+
+  // --- set by the config file (docs/configuration.md); defaults here ---
+  // Store of credentials, policies and the audit log: "" or "sqlite" = SQLite at
+  // DATA/toani.db, "sqlite:PATH", or "postgres://..." (issue 9).
+  std::string store;
+  // Optional second listener WITHOUT client certificates ("HOST:PORT"; "" = none). It
+  // serves only routes declared Access::kPublic (health, signed webhook callbacks).
+  std::string public_listen;
+  // TLS material; "" = the dev PKI in DATA/pki (server.pem, server-key.pem, ca.pem).
+  // client_ca may hold several tenant CAs (a PEM bundle).
+  std::string tls_cert, tls_key, client_ca;
+  // Revocation list checked on every handshake and request ("" = DATA/pki/crl.pem).
+  std::string crl;
+  size_t max_body_bytes = 256 * 1024;
+  size_t max_header_bytes = 16 * 1024;
+  int request_timeout_seconds = 30;  // handshake, one whole request, keep-alive idle
+  double rate_limit_rps = 500;       // per identity; 0 = unlimited
+  double rate_limit_burst = 1000;
+  size_t threads = 4;
+  size_t max_connections = 1024;
+  // Origins allowed to call /mcp from a browser (a request without Origin is allowed).
+  std::vector<std::string> mcp_allowed_origins;
+  std::string log_level = "info";  // debug | info | warn | error
 };
 
 // Returns the process exit code. Writes DATA/server.json ({"address","pid"}) once
