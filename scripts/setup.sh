@@ -8,13 +8,15 @@ PACKAGES=(
   build-essential cmake ninja-build pkg-config ccache git
   # libraries (found with find_package / pkg-config)
   libssl-dev libsodium-dev libboost-dev nlohmann-json3-dev libcurl4-openssl-dev
-  libsqlite3-dev libseccomp-dev libre2-dev libcli11-dev libhiredis-dev
+  libsqlite3-dev libseccomp-dev libre2-dev libcli11-dev libhiredis-dev libpq-dev
   # tests and benchmarks
   libgtest-dev libgmock-dev libbenchmark-dev
   # runtime: the connector sandbox, CA roots for real targets, tools the tests use
   bubblewrap ca-certificates openssl sqlite3 curl procps
   # the Redis 7 replay store's tests start their own redis-server
   redis-server
+  # scale-out tests and benchmarks start their own PostgreSQL (initdb, postgres)
+  postgresql
   # the browser connector drives Debian's Chromium headless in the sandbox
   chromium
 )

@@ -2,6 +2,7 @@
 
 #include "audit/entry.h"
 #include "common/encoding.h"
+#include "common/log.h"
 
 namespace toani::audit {
 namespace {
@@ -22,38 +23,18 @@ StatusOr<std::unique_ptr<AuditLog>> AuditLog::Open(store::AuditStore* store, Aud
                                                    AuditLogOptions opts) {
   std::unique_ptr<AuditLog> log(new AuditLog(store, signer, std::move(opts)));
   TOANI_ASSIGN_OR_RETURN(uint64_t size, store->Size());
-  const uint64_t kBatch = 4096;
-  for (uint64_t from = 0; from < size; from += kBatch) {
-    TOANI_ASSIGN_OR_RETURN(auto rows, store->ReadEntries(from, std::min(size, from + kBatch)));
-    for (const auto& row : rows) {
-      const uint64_t i = log->range_.size();
-      if (row.index != i)
-        return Status::Internal("audit: entry " + std::to_string(i) + " is missing");
-      Hash leaf = LeafHash(AsBytes(row.entry));
-      if (leaf != row.leaf_hash)
-        return Status::Internal(At(i) + "does not match its stored leaf hash");
-      nlohmann::json j;
-      if (log->opts_.verify_signatures_on_open) {
-        auto v = VerifyEntry(row.entry, i, signer->key());
-        if (!v.ok()) return Status::Internal(At(i) + v.status().message());
-        j = std::move(*v);
-      } else {
-        j = nlohmann::json::parse(row.entry, nullptr, false);
-      }
-      if (!j.is_object() || j.value("index", UINT64_MAX) != i)
-        return Status::Internal(At(i) + "wrong index field");
-      if (j.value("prev", "") != Hex(log->last_leaf_))
-        return Status::Internal(At(i) + "hash chain broken");
-      log->range_.Append(leaf);
-      log->hashes_.Append(leaf);
-      log->last_leaf_ = leaf;
-    }
-    if (rows.size() != std::min(size, from + kBatch) - from) {
-      return Status::Internal("audit: entry " + std::to_string(log->range_.size()) + " is missing");
-    }
-  }
+  TOANI_RETURN_IF_ERROR(log->Extend(size));
   // Every full tile the entries imply must be stored, byte for byte, and nothing else.
+  // In cluster mode other nodes may have appended since `size` was read: tiles past it
+  // are checked when the follower reaches them (they were committed with their entries).
   TOANI_ASSIGN_OR_RETURN(auto tiles, store->ReadTiles());
+  if (log->opts_.handoff != nullptr) {
+    std::erase_if(tiles, [&](const store::AuditTileRow& t) {
+      uint64_t span = kTileWidth;
+      for (int l = 0; l < t.level; ++l) span *= kTileWidth;
+      return (t.n + 1) * span > size;
+    });
+  }
   size_t expected = 0;
   for (uint64_t per = kTileWidth; per <= size; per *= kTileWidth) expected += size / per;
   if (tiles.size() != expected) {
@@ -67,11 +48,195 @@ StatusOr<std::unique_ptr<AuditLog>> AuditLog::Open(store::AuditStore* store, Aud
                               " does not match the entries");
     }
   }
+  if (log->opts_.handoff != nullptr) {
+    AuditLog* l = log.get();
+    l->follower_ = std::thread([l] { l->FollowerLoop(); });
+    l->sequencer_ = std::thread([l] { l->SequencerLoop(); });
+  }
   return log;
+}
+
+AuditLog::~AuditLog() {
+  stop_ = true;
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    sequenced_cv_.notify_all();
+  }
+  if (sequencer_.joinable()) sequencer_.join();
+  if (follower_.joinable()) follower_.join();
+}
+
+Status AuditLog::Extend(uint64_t to) {
+  const uint64_t kBatch = 4096;
+  uint64_t have = range_.size();
+  Hash last = last_leaf_;
+  for (uint64_t from = have; from < to; from += kBatch) {
+    const uint64_t end = std::min(to, from + kBatch);
+    TOANI_ASSIGN_OR_RETURN(auto rows, store_->ReadEntries(from, end));
+    std::vector<Hash> leaves;
+    leaves.reserve(rows.size());
+    for (const auto& row : rows) {
+      const uint64_t i = have;
+      if (row.index != i)
+        return Status::Internal("audit: entry " + std::to_string(i) + " is missing");
+      Hash leaf = LeafHash(AsBytes(row.entry));
+      if (leaf != row.leaf_hash)
+        return Status::Internal(At(i) + "does not match its stored leaf hash");
+      nlohmann::json j;
+      if (opts_.verify_signatures_on_open) {
+        auto v = VerifyEntry(row.entry, i, signer_->key());
+        if (!v.ok()) return Status::Internal(At(i) + v.status().message());
+        j = std::move(*v);
+      } else {
+        j = nlohmann::json::parse(row.entry, nullptr, false);
+      }
+      if (!j.is_object() || j.value("index", UINT64_MAX) != i)
+        return Status::Internal(At(i) + "wrong index field");
+      if (j.value("prev", "") != Hex(last)) return Status::Internal(At(i) + "hash chain broken");
+      leaves.push_back(leaf);
+      last = leaf;
+      ++have;
+    }
+    {
+      std::lock_guard<std::mutex> l(mu_);
+      for (const Hash& h : leaves) {
+        range_.Append(h);
+        hashes_.Append(h);
+      }
+      if (!leaves.empty()) last_leaf_ = leaves.back();
+      for (const auto& row : rows) {
+        if (row.handoff_id != 0) sequenced_[row.handoff_id] = row.index;
+      }
+      while (sequenced_.size() > 200000) sequenced_.erase(sequenced_.begin());
+      if (!rows.empty()) sequenced_cv_.notify_all();
+    }
+    if (rows.size() != end - from) {
+      return Status::Internal("audit: entry " + std::to_string(have) + " is missing");
+    }
+  }
+  return Status::Ok();
+}
+
+Status AuditLog::CatchUp() {
+  std::lock_guard<std::mutex> adv(advance_mu_);
+  TOANI_ASSIGN_OR_RETURN(uint64_t size, store_->Size());
+  if (size <= this->size()) return Status::Ok();
+  Status st = Extend(size);
+  if (!st.ok()) {
+    // Another node appended something that does not check out: stop appending here.
+    if (st.code() == StatusCode::kInternal) SetFault(st.message());
+    return st;
+  }
+  return Status::Ok();
+}
+
+void AuditLog::FollowerLoop() {
+  uint64_t seen = 0;
+  while (!stop_) {
+    seen = opts_.handoff->WaitForChange(seen, std::chrono::milliseconds(250));
+    if (stop_) break;
+    Status st = CatchUp();
+    if (!st.ok()) {
+      Log(LogLevel::kWarn, "audit", "catch_up_failed", {{"error", st.message()}});
+      std::this_thread::sleep_for(std::chrono::milliseconds(250));
+    }
+  }
+}
+
+void AuditLog::SequencerLoop() {
+  uint64_t seen = 0;
+  while (!stop_) {
+    auto lead = opts_.handoff->TryLead();
+    const bool now = lead.ok() && *lead;
+    if (now != leading_.exchange(now)) {
+      Log(now ? LogLevel::kInfo : LogLevel::kWarn, "audit", now ? "sequencing" : "not_sequencing",
+          {{"error", lead.ok() ? "" : lead.status().message()}});
+    }
+    if (!now) {
+      seen = opts_.handoff->WaitForChange(seen, std::chrono::milliseconds(300));
+      continue;
+    }
+    if (Fault()) {  // a faulted log appends nothing, here or through the hand-off
+      std::this_thread::sleep_for(std::chrono::milliseconds(300));
+      continue;
+    }
+    seen = opts_.handoff->WaitForChange(UINT64_MAX, std::chrono::milliseconds(0));
+    std::unique_lock<std::mutex> adv(advance_mu_);
+    auto size = store_->Size();
+    Status st = size.ok() ? (*size > this->size() ? Extend(*size) : Status::Ok()) : size.status();
+    StatusOr<std::vector<store::HandedEntry>> queued =
+        st.ok() ? opts_.handoff->Queued(opts_.max_batch)
+                : StatusOr<std::vector<store::HandedEntry>>(st);
+    if (!queued.ok()) {
+      adv.unlock();
+      if (queued.status().code() == StatusCode::kInternal) SetFault(queued.status().message());
+      Log(LogLevel::kWarn, "audit", "sequencer_failed", {{"error", queued.status().message()}});
+      std::this_thread::sleep_for(std::chrono::milliseconds(200));
+      continue;
+    }
+    if (queued->empty()) {
+      adv.unlock();
+      seen = opts_.handoff->WaitForChange(seen, std::chrono::milliseconds(200));
+      continue;
+    }
+    std::vector<Pending> pending(queued->size());
+    std::vector<Pending*> batch;
+    std::vector<int64_t> ids;
+    for (size_t i = 0; i < queued->size(); ++i) {
+      auto j = nlohmann::json::parse((*queued)[i].fields, nullptr, false);
+      // Our own nodes queue what keyd signs; anything else is still logged (marked), never
+      // dropped and never allowed to stall the queue.
+      if (!j.is_object() || !j.contains("tenant") || !j["tenant"].is_string() ||
+          (j.contains("user") && !j["user"].is_string())) {
+        j = {{"type", "audit.handoff_unreadable"},
+             {"tenant", "-"},
+             {"handoff_id", (*queued)[i].id},
+             {"fields_sha256", Hex(LeafHash(AsBytes((*queued)[i].fields)))}};
+      }
+      pending[i].fields = std::move(j);
+      batch.push_back(&pending[i]);
+      ids.push_back((*queued)[i].id);
+    }
+    uint64_t base;
+    Hash prev;
+    {
+      std::lock_guard<std::mutex> l(mu_);
+      base = range_.size();
+      prev = last_leaf_;
+    }
+    CommitBatch(batch, base, prev, &ids);
+    adv.unlock();
+    if (!pending[0].result.ok()) {
+      Log(LogLevel::kWarn, "audit", "sequencer_commit_failed",
+          {{"error", pending[0].result.status().message()}});
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
+  }
+  leading_ = false;
+}
+
+StatusOr<AppendResult> AuditLog::AppendClustered(nlohmann::json fields) {
+  if (auto f = Fault()) return Status::Unavailable("audit log refuses appends: " + *f);
+  // This node's TEE ran the step; the sequencing node only orders and signs.
+  if (!fields.contains("tee") && !opts_.tee.is_null()) fields["tee"] = opts_.tee;
+  auto id = opts_.handoff->Enqueue(fields.dump());
+  if (!id.ok()) return Status::Unavailable("audit log is not durable: " + id.status().message());
+  const auto deadline = std::chrono::steady_clock::now() + opts_.handoff_wait;
+  std::unique_lock<std::mutex> l(mu_);
+  sequenced_cv_.wait_until(l, deadline, [&] { return stop_ || sequenced_.count(*id) > 0; });
+  auto it = sequenced_.find(*id);
+  if (it == sequenced_.end()) {
+    return Status::Unavailable("audit: entry queued (hand-off " + std::to_string(*id) +
+                               ") but not sequenced in time; it is appended when a sequencer runs");
+  }
+  AppendResult r{it->second, range_.size(), Hex(range_.Root())};
+  sequenced_.erase(it);
+  return r;
 }
 
 StatusOr<AppendResult> AuditLog::Append(nlohmann::json fields) {
   if (!fields.is_object()) return Status::InvalidArgument("audit: fields must be an object");
+  if (opts_.handoff != nullptr) return AppendClustered(std::move(fields));
   Pending p;
   p.fields = std::move(fields);
   std::unique_lock<std::mutex> lk(mu_);
@@ -103,7 +268,8 @@ StatusOr<AppendResult> AuditLog::Append(nlohmann::json fields) {
 }
 
 // Runs without mu_ held; only the leader calls it, so the tree cannot move underneath.
-void AuditLog::CommitBatch(std::vector<Pending*> batch, uint64_t base, Hash prev) {
+void AuditLog::CommitBatch(std::vector<Pending*> batch, uint64_t base, Hash prev,
+                           const std::vector<int64_t>* handoff_ids) {
   const std::string time = FormatRfc3339(opts_.clock());
   std::vector<nlohmann::json> unsigned_entries;
   unsigned_entries.reserve(batch.size());
@@ -149,7 +315,13 @@ void AuditLog::CommitBatch(std::vector<Pending*> batch, uint64_t base, Hash prev
       }
     }
   }
-  Status st = store_->AppendBatch(rows, tiles);
+  Status st;
+  if (handoff_ids != nullptr) {
+    for (size_t i = 0; i < rows.size(); ++i) rows[i].handoff_id = (*handoff_ids)[i];
+    st = opts_.handoff->AppendSequenced(rows, tiles);
+  } else {
+    st = store_->AppendBatch(rows, tiles);
+  }
   std::lock_guard<std::mutex> l(mu_);
   if (!st.ok()) {
     hashes_.Truncate(base);
@@ -165,6 +337,10 @@ void AuditLog::CommitBatch(std::vector<Pending*> batch, uint64_t base, Hash prev
     batch[i]->done = true;
   }
   last_leaf_ = leaves.back();
+  if (handoff_ids != nullptr) {
+    for (size_t i = 0; i < rows.size(); ++i) sequenced_[rows[i].handoff_id] = rows[i].index;
+    sequenced_cv_.notify_all();
+  }
   const std::string root = Hex(range_.Root());
   for (Pending* p : batch) p->result->root_hex = root;
 }

@@ -4,13 +4,17 @@
 // failed append is reported so the caller can refuse the step (fail closed).
 #pragma once
 
+#include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <deque>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "audit/merkle.h"
@@ -34,6 +38,12 @@ struct AuditLogOptions {
   nlohmann::json tee;
   size_t max_batch = 512;  // entries per group commit (keyd accepts up to 1024)
   bool verify_signatures_on_open = true;
+  // Cluster mode (docs/storage.md §2): Append hands entries to the sequencer through
+  // this queue in the shared database, and this node sequences every queued entry while
+  // it holds the sequencer lock. nullptr: a single node appending directly.
+  store::AuditHandoff* handoff = nullptr;
+  // Cluster mode: how long Append waits for its entry to be sequenced.
+  std::chrono::milliseconds handoff_wait{30000};
 };
 
 class AuditLog {
@@ -43,6 +53,9 @@ class AuditLog {
   // `prev` chain, or a stored tile that differs from the tile recomputed from the entries.
   static StatusOr<std::unique_ptr<AuditLog>> Open(store::AuditStore* store, AuditSigner* signer,
                                                   AuditLogOptions opts);
+  ~AuditLog();
+  AuditLog(const AuditLog&) = delete;
+  AuditLog& operator=(const AuditLog&) = delete;
 
   // Adds v, index, time, tee, prev, sig (keyd replaces a "user" field by "user_ref") and
   // appends durably. Unavailable when the store or keyd fails, or the log is faulted.
@@ -66,11 +79,24 @@ class AuditLog {
   void SetFault(std::string reason);
   std::optional<std::string> Fault() const;
 
+  // Cluster mode: true while this node holds the sequencer lock.
+  bool Sequencing() const { return leading_.load(); }
+  // Cluster mode: reads (and verifies) entries other nodes' sequencers appended.
+  Status CatchUp();
+
  private:
   struct Pending;
   AuditLog(store::AuditStore* store, AuditSigner* signer, AuditLogOptions opts)
       : store_(store), signer_(signer), opts_(std::move(opts)) {}
-  void CommitBatch(std::vector<Pending*> batch, uint64_t base, Hash prev);
+  // `handoff_ids` (cluster sequencer): the queued entries the batch sequences.
+  void CommitBatch(std::vector<Pending*> batch, uint64_t base, Hash prev,
+                   const std::vector<int64_t>* handoff_ids = nullptr);
+  // Reads entries [size(), to) from the store, checks them as Open does and adds them to
+  // the tree. Caller holds advance_mu_ (or is Open).
+  Status Extend(uint64_t to);
+  StatusOr<AppendResult> AppendClustered(nlohmann::json fields);
+  void SequencerLoop();
+  void FollowerLoop();
 
   store::AuditStore* store_;
   AuditSigner* signer_;
@@ -82,6 +108,13 @@ class AuditLog {
   TreeHashes hashes_;
   Hash last_leaf_{};
   std::optional<std::string> fault_;
+  // Cluster mode.
+  std::mutex advance_mu_;                 // one writer of the tree at a time: sequencer or follower
+  std::condition_variable sequenced_cv_;  // with mu_
+  std::map<int64_t, uint64_t> sequenced_;  // recent hand-off id → index (under mu_)
+  std::atomic<bool> leading_{false};
+  std::atomic<bool> stop_{false};
+  std::thread sequencer_, follower_;
   std::mutex checkpoint_mu_;  // serialises signing so sizes reach keyd in order
   uint64_t checkpoint_size_ = UINT64_MAX;
   std::string checkpoint_;

@@ -10,10 +10,10 @@
 #include <iostream>
 
 #include "cli/audit_cmd.h"
-#include "cli/operator_cmd.h"
-#include "cli/policy_cmd.h"
 #include "cli/client.h"
 #include "cli/demo.h"
+#include "cli/operator_cmd.h"
+#include "cli/policy_cmd.h"
 #include "common/encoding.h"
 #include "common/secret.h"
 #include "server/config.h"
@@ -82,13 +82,20 @@ int main(int argc, char** argv) {
   server->add_flag("--print-config", print_config,
                    "print the effective configuration (defaults < file < flags) and exit");
   std::vector<std::string> witness_dirs, witness_urls;  // docs/audit-format.md §8
-  server->add_option("--witness-dir", witness_dirs,
-                     "publish audit checkpoints to this directory (repeatable; default DATA/witness)");
+  server->add_option(
+      "--witness-dir", witness_dirs,
+      "publish audit checkpoints to this directory (repeatable; default DATA/witness)");
   server->add_option("--witness-url", witness_urls,
                      "C2SP tlog-witness submission prefix, https (repeatable)");
   std::string replay_store;
   server->add_option("--replay-store", replay_store,
-                     "embedded (default) or redis://HOST:PORT (Redis 7, fail closed)");
+                     "embedded (default; with a postgres --store: postgres) or redis://HOST:PORT "
+                     "(Redis 7, fail closed)");
+  std::string store_url, node_name;
+  server->add_option("--store", store_url,
+                     "sqlite (default: DATA/toani.db), sqlite:PATH, or postgres://… shared by every node "
+                     "(password from PGPASSWORD or ~/.pgpass, not the URL)");
+  server->add_option("--node", node_name, "this node's name in the cluster (default hostname-pid)");
   std::vector<std::string> resolver_overrides;
   server->add_option("--resolver-override", resolver_overrides,
                      "PATTERN=IP: egress names matching PATTERN go to IP without the "
@@ -159,6 +166,8 @@ int main(int argc, char** argv) {
     if (!witness_dirs.empty()) o.witness_dirs = witness_dirs;
     if (!witness_urls.empty()) o.witness_urls = witness_urls;
     if (!replay_store.empty()) o.replay_store = replay_store;
+    if (!store_url.empty()) o.store = store_url;
+    if (!node_name.empty()) o.node_name = node_name;
     if (!resolver_overrides.empty()) o.resolver_overrides = resolver_overrides;
     if (server_listen->count() > 0 || config_file.empty()) {
       auto st = toani::server::ParseListen(listen, &o.listen_host, &o.port);

@@ -1,9 +1,13 @@
 #include "crypto/paseto.h"
 
+#include <pthread.h>
 #include <sodium.h>
 
+#include <algorithm>
 #include <array>
+#include <atomic>
 #include <initializer_list>
+#include <memory>
 #include <vector>
 
 #include "common/encoding.h"
@@ -22,6 +26,12 @@ constexpr size_t kXNonceSize = crypto_stream_xchacha20_NONCEBYTES;  // 24
 static_assert(crypto_stream_xchacha20_KEYBYTES == 32);
 static_assert(crypto_generichash_BYTES_MAX >= 56);
 
+// sodium_init() takes a lock on every call; one successful call is enough.
+void EnsureSodium() {
+  static const bool ok = sodium_init() >= 0;
+  TOANI_CHECK(ok);
+}
+
 Status InvalidToken() { return Status::Unauthenticated("invalid token"); }
 
 // Keyed BLAKE2b of info || nonce.
@@ -32,29 +42,44 @@ void KeyedBlake2b(const uint8_t* key, std::string_view info, std::span<const uin
   crypto_generichash_update(&st, AsBytes(info).data(), info.size());
   crypto_generichash_update(&st, nonce.data(), nonce.size());
   TOANI_CHECK(crypto_generichash_final(&st, out, out_len) == 0);
-  sodium_memzero(&st, sizeof(st));
+  // crypto_generichash_final wipes the state's chaining value and buffer itself.
 }
 
-// Splits the key per step 3: Ek || n2 (56 bytes) and Ak (32 bytes), in wiped memory.
+// Splits the key per step 3: Ek || n2 (56 bytes) and Ak (32 bytes). These per-token
+// subkeys live on the stack for one call and are wiped by the destructor; a guarded
+// sodium_malloc allocation for each (mmap + mprotect + munmap) cost more than the
+// cryptography itself (docs/performance.md).
 struct SplitKeys {
-  SecretBytes ek_n2{32 + kXNonceSize};
-  SecretBytes ak{32};
-  const uint8_t* ek() const { return ek_n2.UnsafeBytes().data(); }
-  const uint8_t* n2() const { return ek_n2.UnsafeBytes().data() + 32; }
+  std::array<uint8_t, 32 + kXNonceSize> ek_n2;
+  std::array<uint8_t, 32> ak;
+  SplitKeys() = default;
+  SplitKeys(const SplitKeys&) = delete;
+  SplitKeys& operator=(const SplitKeys&) = delete;
+  ~SplitKeys() {
+    sodium_memzero(ek_n2.data(), ek_n2.size());
+    sodium_memzero(ak.data(), ak.size());
+  }
+  const uint8_t* ek() const { return ek_n2.data(); }
+  const uint8_t* n2() const { return ek_n2.data() + 32; }
 };
 
-SplitKeys Split(const SecretBytes& key32, std::span<const uint8_t> nonce) {
-  SplitKeys k;
+void Split(const SecretBytes& key32, std::span<const uint8_t> nonce, SplitKeys* k) {
   const uint8_t* key = key32.UnsafeBytes().data();
-  KeyedBlake2b(key, kEncKeyInfo, nonce, k.ek_n2.UnsafeMutableData(), k.ek_n2.size());
-  KeyedBlake2b(key, kAuthKeyInfo, nonce, k.ak.UnsafeMutableData(), k.ak.size());
-  return k;
+  KeyedBlake2b(key, kEncKeyInfo, nonce, k->ek_n2.data(), k->ek_n2.size());
+  KeyedBlake2b(key, kAuthKeyInfo, nonce, k->ak.data(), k->ak.size());
 }
 
-std::array<uint8_t, kTagSize> Mac(const SplitKeys& k, std::span<const uint8_t> pre_auth) {
+// The tag: keyed BLAKE2b-256 over PAE(pieces), streamed (no PAE buffer is built).
+std::array<uint8_t, kTagSize> Mac(const SplitKeys& k,
+                                  std::initializer_list<std::span<const uint8_t>> pieces) {
+  crypto_generichash_state st;
+  TOANI_CHECK(crypto_generichash_init(&st, k.ak.data(), k.ak.size(), kTagSize) == 0);
+  PaeStream(pieces, [&](std::span<const uint8_t> s) {
+    crypto_generichash_update(&st, s.data(), s.size());
+  });
   std::array<uint8_t, kTagSize> t;
-  TOANI_CHECK(crypto_generichash(t.data(), t.size(), pre_auth.data(), pre_auth.size(),
-                                 k.ak.UnsafeBytes().data(), k.ak.size()) == 0);
+  TOANI_CHECK(crypto_generichash_final(&st, t.data(), t.size()) == 0);
+  // (final wiped the state)
   return t;
 }
 
@@ -79,6 +104,34 @@ bool SplitToken(std::string_view token, TokenParts* parts) {
   return !parts->footer.empty() && parts->footer.find('.') == std::string_view::npos;
 }
 
+// Fresh random nonces, drawn from the OS in batches: one getrandom() per 32 tokens
+// instead of one per token (the syscall was a tenth of a mint). Nonces are public — they
+// are the first 32 bytes of every token — so holding the next few in memory reveals
+// nothing; each byte is handed out once. A forked child must not reuse its parent's
+// batch, so fork bumps an epoch that makes every thread refill.
+std::atomic<uint64_t> g_fork_epoch{0};
+
+void FreshNonce(std::span<uint8_t, kPasetoV4LocalNonceSize> out) {
+  static const bool registered = [] {
+    pthread_atfork(nullptr, nullptr, [] { g_fork_epoch.fetch_add(1); });
+    return true;
+  }();
+  (void)registered;
+  constexpr size_t kBatch = 32 * kPasetoV4LocalNonceSize;
+  thread_local std::array<uint8_t, kBatch> batch;
+  thread_local size_t used = kBatch;
+  thread_local uint64_t epoch = 0;
+  const uint64_t now = g_fork_epoch.load(std::memory_order_relaxed);
+  if (used == kBatch || epoch != now) {
+    randombytes_buf(batch.data(), batch.size());
+    used = 0;
+    epoch = now;
+  }
+  std::copy_n(batch.begin() + used, out.size(), out.begin());
+  sodium_memzero(batch.data() + used, out.size());
+  used += out.size();
+}
+
 }  // namespace
 
 StatusOr<std::string> PasetoV4LocalEncryptWithNonce(const SecretBytes& key32,
@@ -92,25 +145,30 @@ StatusOr<std::string> PasetoV4LocalEncryptWithNonce(const SecretBytes& key32,
   if (nonce32.size() != kPasetoV4LocalNonceSize) {
     return Status::InvalidArgument("paseto: nonce must be 32 bytes");
   }
-  TOANI_CHECK(sodium_init() >= 0);
-  const SplitKeys k = Split(key32, nonce32);
+  EnsureSodium();
+  SplitKeys k;
+  Split(key32, nonce32, &k);
 
-  // n || c || t, encrypted in place.
-  Bytes body(kPasetoV4LocalNonceSize + payload.size() + kTagSize);
+  // n || c || t, encrypted in place (every byte is written below).
+  const size_t body_size = kPasetoV4LocalNonceSize + payload.size() + kTagSize;
+  const auto body_buf = std::make_unique_for_overwrite<uint8_t[]>(body_size);
+  const std::span<uint8_t> body(body_buf.get(), body_size);
   std::copy(nonce32.begin(), nonce32.end(), body.begin());
-  const auto c = std::span<uint8_t>(body).subspan(kPasetoV4LocalNonceSize, payload.size());
+  const auto c = body.subspan(kPasetoV4LocalNonceSize, payload.size());
   TOANI_CHECK(crypto_stream_xchacha20_xor(c.data(), AsBytes(payload).data(), payload.size(), k.n2(),
                                           k.ek()) == 0);
-  const Bytes pre_auth =
-      Pae({AsBytes(kHeader), nonce32, c, AsBytes(footer), AsBytes(implicit_assertion)});
-  const auto t = Mac(k, pre_auth);
+  const auto t =
+      Mac(k, {AsBytes(kHeader), nonce32, c, AsBytes(footer), AsBytes(implicit_assertion)});
   std::copy(t.begin(), t.end(), body.end() - kTagSize);
 
-  std::string token(kHeader);
-  token += PublicBase64UrlEncode(body);
+  std::string token;
+  token.reserve(kHeader.size() + PublicBase64UrlEncodedSize(body_size) + 1 +
+                PublicBase64UrlEncodedSize(footer.size()));
+  token += kHeader;
+  PublicBase64UrlEncodeAppend(body, &token);
   if (!footer.empty()) {
     token.push_back('.');
-    token += PublicBase64UrlEncode(AsBytes(footer));
+    PublicBase64UrlEncodeAppend(AsBytes(footer), &token);
   }
   return token;
 }
@@ -118,9 +176,9 @@ StatusOr<std::string> PasetoV4LocalEncryptWithNonce(const SecretBytes& key32,
 StatusOr<std::string> PasetoV4LocalEncrypt(const SecretBytes& key32, std::string_view payload,
                                            std::string_view footer,
                                            std::string_view implicit_assertion) {
-  TOANI_CHECK(sodium_init() >= 0);
+  EnsureSodium();
   std::array<uint8_t, kPasetoV4LocalNonceSize> nonce;
-  randombytes_buf(nonce.data(), nonce.size());
+  FreshNonce(nonce);
   return PasetoV4LocalEncryptWithNonce(key32, payload, footer, implicit_assertion, nonce);
 }
 
@@ -131,29 +189,38 @@ StatusOr<PasetoMessage> PasetoV4LocalDecrypt(const SecretBytes& key32, std::stri
   }
   TokenParts parts;
   if (!SplitToken(token, &parts)) return InvalidToken();
-  auto body = PublicBase64UrlDecodeStrict(parts.body);
-  if (!body || body->size() < kPasetoV4LocalNonceSize + kTagSize) return InvalidToken();
-  auto footer = PublicBase64UrlDecodeStrict(parts.footer);
-  if (!footer) return InvalidToken();
-  if (!parts.footer.empty() && footer->empty()) return InvalidToken();
+  if (parts.body.size() % 4 == 1 || parts.footer.size() % 4 == 1) return InvalidToken();
+  const size_t body_size = PublicBase64UrlDecodedSize(parts.body.size());
+  if (body_size < kPasetoV4LocalNonceSize + kTagSize) return InvalidToken();
+  const auto body_buf = std::make_unique_for_overwrite<uint8_t[]>(body_size);
+  const std::span<const uint8_t> all(body_buf.get(), body_size);
+  if (!PublicBase64UrlDecodeStrictInto(parts.body, {body_buf.get(), body_size})) {
+    return InvalidToken();
+  }
+  PasetoMessage msg;
+  msg.footer.resize(PublicBase64UrlDecodedSize(parts.footer.size()));
+  if (!PublicBase64UrlDecodeStrictInto(
+          parts.footer,
+          std::span(reinterpret_cast<uint8_t*>(msg.footer.data()), msg.footer.size()))) {
+    return InvalidToken();
+  }
+  if (!parts.footer.empty() && msg.footer.empty()) return InvalidToken();
 
-  const std::span<const uint8_t> all(*body);
   const auto n = all.first(kPasetoV4LocalNonceSize);
   const auto c =
       all.subspan(kPasetoV4LocalNonceSize, all.size() - kPasetoV4LocalNonceSize - kTagSize);
   const auto t = all.last(kTagSize);
 
-  TOANI_CHECK(sodium_init() >= 0);
-  const SplitKeys k = Split(key32, n);
-  const Bytes pre_auth = Pae({AsBytes(kHeader), n, c, *footer, AsBytes(implicit_assertion)});
-  const auto t2 = Mac(k, pre_auth);
+  EnsureSodium();
+  SplitKeys k;
+  Split(key32, n, &k);
+  const auto t2 =
+      Mac(k, {AsBytes(kHeader), n, c, AsBytes(msg.footer), AsBytes(implicit_assertion)});
   if (crypto_verify_32(t.data(), t2.data()) != 0) return InvalidToken();
 
-  PasetoMessage msg;
   msg.payload.resize(c.size());
   TOANI_CHECK(crypto_stream_xchacha20_xor(reinterpret_cast<uint8_t*>(msg.payload.data()), c.data(),
                                           c.size(), k.n2(), k.ek()) == 0);
-  msg.footer = ToString(*footer);
   return msg;
 }
 

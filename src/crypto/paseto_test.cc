@@ -1,10 +1,15 @@
 #include "crypto/paseto.h"
 
 #include <gtest/gtest.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
+#include <set>
+#include <thread>
+#include <vector>
 
 #include "common/encoding.h"
 
@@ -153,6 +158,47 @@ TEST_F(PasetoAttack, HonestTokenRoundTrips) {
   auto again = PasetoV4LocalEncrypt(key, kPayload, kFooter, kAssertion);
   ASSERT_TRUE(again.ok());
   EXPECT_NE(*again, token) << "nonce must be fresh";
+}
+
+// Nonces are drawn from the OS in batches (docs/performance.md): across many batches
+// no nonce repeats, in this thread, in another thread, or in a forked child.
+TEST_F(PasetoAttack, NoncesNeverRepeatAcrossBatchesThreadsAndFork) {
+  auto nonce_of = [&](const std::string& t) {
+    const size_t start = std::string_view("v4.local.").size();
+    return t.substr(start, 43);  // the first 32 bytes' base64url (43 characters)
+  };
+  std::set<std::string> seen;
+  auto mint = [&] {
+    auto t = PasetoV4LocalEncrypt(key, kPayload, kFooter, kAssertion);
+    EXPECT_TRUE(t.ok());
+    return nonce_of(*t);
+  };
+  for (int i = 0; i < 1000; ++i) EXPECT_TRUE(seen.insert(mint()).second) << i;
+  std::vector<std::string> other;
+  std::thread th([&] {
+    for (int i = 0; i < 100; ++i) other.push_back(mint());
+  });
+  th.join();
+  for (const auto& n : other) EXPECT_TRUE(seen.insert(n).second);
+  // A child forked mid-batch must not hand out the parent's next nonce.
+  int fds[2];
+  ASSERT_EQ(::pipe(fds), 0);
+  const pid_t pid = ::fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    const std::string n = mint();
+    (void)!::write(fds[1], n.data(), n.size());
+    ::_exit(0);
+  }
+  ::close(fds[1]);
+  std::string child(43, '\0');
+  ASSERT_EQ(::read(fds[0], child.data(), child.size()), 43);
+  ::close(fds[0]);
+  ::waitpid(pid, nullptr, 0);
+  const std::string parent_next = mint();
+  EXPECT_NE(child, parent_next);
+  EXPECT_TRUE(seen.insert(child).second);
+  EXPECT_TRUE(seen.insert(parent_next).second);
 }
 
 TEST_F(PasetoAttack, EveryFlippedBitInNonceCiphertextAndTagIsRefused) {

@@ -5,7 +5,8 @@
 namespace toani::crypto {
 namespace {
 
-std::vector<ShamirShare> Pick(const std::vector<ShamirShare>& all, std::initializer_list<size_t> idx) {
+std::vector<ShamirShare> Pick(const std::vector<ShamirShare>& all,
+                              std::initializer_list<size_t> idx) {
   std::vector<ShamirShare> out;
   for (size_t i : idx) out.push_back({all[i].x, SecretBytes::Copy(all[i].y.UnsafeBytes())});
   return out;

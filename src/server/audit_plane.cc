@@ -8,12 +8,17 @@ StatusOr<std::unique_ptr<AuditPlane>> OpenAuditPlane(const AuditPlaneOptions& op
                                                      keyd::KeyServiceClient* keyd,
                                                      const nlohmann::json& keyd_status) {
   auto p = std::make_unique<AuditPlane>();
-  TOANI_ASSIGN_OR_RETURN(p->store, store::OpenSqliteAuditStore(opts.db_path));
+  store::AuditStore* audit_store = opts.shared_store;
+  if (audit_store == nullptr) {
+    TOANI_ASSIGN_OR_RETURN(p->store, store::OpenSqliteAuditStore(opts.db_path));
+    audit_store = p->store.get();
+  }
   TOANI_ASSIGN_OR_RETURN(p->signer, audit::NewKeydAuditSigner(keyd));
   audit::AuditLogOptions lo;
   lo.tee = {{"measurement", keyd_status.value("measurement", "")},
             {"simulated", keyd_status.value("simulated", true)}};
-  TOANI_ASSIGN_OR_RETURN(p->log, audit::AuditLog::Open(p->store.get(), p->signer.get(), lo));
+  lo.handoff = opts.handoff;
+  TOANI_ASSIGN_OR_RETURN(p->log, audit::AuditLog::Open(audit_store, p->signer.get(), lo));
   for (const auto& dir : opts.witness_dirs) {
     Status st = audit::CheckAgainstPublished(dir, *p->log);
     if (!st.ok()) {

@@ -28,10 +28,14 @@ struct AuditPlaneOptions {
   std::vector<std::string> witness_urls;  // C2SP tlog-witness submission prefixes (https)
   ClientTls witness_tls;
   std::chrono::milliseconds publish_interval{1000};
+  // Scale-out: the shared PostgreSQL audit store and the hand-off queue through which this
+  // node's entries reach the sequencer (docs/storage.md §2). Null: SQLite at db_path.
+  store::AuditStore* shared_store = nullptr;
+  store::AuditHandoff* handoff = nullptr;
 };
 
 struct AuditPlane {
-  std::unique_ptr<store::AuditStore> store;
+  std::unique_ptr<store::AuditStore> store;  // null when shared_store was given
   std::unique_ptr<audit::AuditSigner> signer;
   std::unique_ptr<audit::AuditLog> log;
   std::unique_ptr<audit::Outbox> outbox;

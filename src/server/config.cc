@@ -86,8 +86,10 @@ Status ApplyConfigText(const std::string& text, ServerOptions* o) {
     } else if (key == "replay_store") {
       st = GetString(v, key, &o->replay_store);
       if (st.ok() && !o->replay_store.empty() && o->replay_store != "embedded" &&
-          o->replay_store.rfind("redis://", 0) != 0)
-        st = Bad(key, "must be embedded or redis://HOST:PORT");
+          o->replay_store != "postgres" && o->replay_store.rfind("redis://", 0) != 0)
+        st = Bad(key, "must be embedded, postgres or redis://HOST:PORT");
+    } else if (key == "node") {
+      st = GetString(v, key, &o->node_name);
     } else if (key == "tls_cert") {
       st = GetString(v, key, &o->tls_cert);
     } else if (key == "tls_key") {
@@ -150,6 +152,7 @@ std::string ConfigJson(const ServerOptions& o) {
             {"dev", o.dev},
             {"store", o.store.empty() ? "sqlite" : o.store},
             {"replay_store", o.replay_store.empty() ? "embedded" : o.replay_store},
+            {"node", o.node_name},
             {"tls_cert", o.tls_cert},
             {"tls_key", o.tls_key},
             {"client_ca", o.client_ca},

@@ -9,6 +9,7 @@
 #include <fstream>
 
 #include "audit/log.h"
+#include "common/encoding.h"
 #include "common/log.h"
 #include "keyd/client.h"
 #include "server/api.h"
@@ -18,6 +19,7 @@
 #include "server/https_server.h"
 #include "server/key_routes.h"
 #include "server/pki.h"
+#include "store/pg_store.h"
 #include "store/redis_replay_store.h"
 #include "store/store.h"
 
@@ -42,6 +44,49 @@ Status WriteFileAtomic(const std::string& path, const std::string& content) {
   }
   if (std::rename(tmp.c_str(), path.c_str()) != 0)
     return Status::Unavailable("cannot rename " + tmp);
+  return Status::Ok();
+}
+
+// Scale-out: the audit verifier key (derived from L0) and the tenant's current token key id
+// (from L1) must be the same on every node. The first node records them in the database;
+// every later node must match (docs/operations.md, "Adding a node").
+Status CheckClusterKeys(store::PgDatabase* pg, keyd::KeyServiceClient* keyd,
+                        const std::string& tenant) {
+  TOANI_ASSIGN_OR_RETURN(auto signer, audit::NewKeydAuditSigner(keyd));
+  Status l0 = pg->ClaimClusterValue("audit_vkey", signer->vkey());
+  if (!l0.ok()) {
+    return Status::FailedPrecondition(
+        "this node's keyd holds another root key (L0) than the cluster: unseal it with the "
+        "cluster's Shamir shares after copying root.json and keyring.json from an existing "
+        "node's DATA/keyd (docs/operations.md): " +
+        l0.message());
+  }
+  // A throwaway token (1 s, never used) names the tenant key in its footer.
+  TOANI_ASSIGN_OR_RETURN(json minted, keyd->Call({{"op", "token.mint"},
+                                                  {"tenant", tenant},
+                                                  {"agent", "cluster-key-check"},
+                                                  {"user", "-"},
+                                                  {"ttl_seconds", 1},
+                                                  {"claims",
+                                                   {{"policy_id", "-"},
+                                                    {"action", "-"},
+                                                    {"params_hash", "-"},
+                                                    {"cred", json::array()}}}}));
+  const std::string token = minted.value("token", "");
+  const size_t dot = token.rfind('.');
+  auto footer = Base64UrlDecodeStrict(dot == std::string::npos ? "" : token.substr(dot + 1));
+  if (!footer.ok()) return Status::Internal("minted token has no footer");
+  auto fj = json::parse(std::string(footer->begin(), footer->end()), nullptr, false);
+  const std::string kid = fj.is_object() ? fj.value("kid", "") : "";
+  if (kid.empty()) return Status::Internal("minted token names no key");
+  Status l1 = pg->ClaimClusterValue("tenant_key/" + tenant, kid);
+  if (!l1.ok()) {
+    return Status::FailedPrecondition(
+        "this node's keyd holds another key for tenant '" + tenant +
+        "' than the cluster: copy keyring.json from an existing node's DATA/keyd before "
+        "unsealing (docs/operations.md): " +
+        l1.message());
+  }
   return Status::Ok();
 }
 
@@ -72,26 +117,59 @@ int RunServer(const ServerOptions& opts) {
                       opts.tls_key.empty() ? pki->server_key : opts.tls_key,
                       opts.client_ca.empty() ? pki->ca_cert : opts.client_ca,
                       /*require_client_cert=*/true};
+  // Stores: embedded SQLite, or PostgreSQL shared by every node (migrated at start).
   std::string db_path = data + "/toani.db";
-  if (opts.store.rfind("sqlite:", 0) == 0) {
-    db_path = opts.store.substr(7);
-  } else if (!opts.store.empty() && opts.store != "sqlite") {
-    return Fail("store_failed", Status::InvalidArgument("store '" + opts.store +
-                                                       "' is not available in this build"));
+  std::unique_ptr<store::PgDatabase> pg;
+  std::unique_ptr<store::Store> sqlite_store;
+  store::Store* store = nullptr;
+  std::string node = opts.node_name;
+  if (node.empty()) {
+    char host[256] = {};
+    ::gethostname(host, sizeof host - 1);
+    node = std::string(host) + "-" + std::to_string(::getpid());
   }
-  auto store = store::OpenSqliteStore(db_path);
-  if (!store.ok()) return Fail("store_failed", store.status());
+  if (store::IsPostgresUrl(opts.store)) {
+    auto db = store::PgDatabase::Open(opts.store, node, SystemClock());
+    if (!db.ok()) return Fail("store_failed", db.status());
+    pg = std::move(*db);
+    store = pg->store();
+    Log(LogLevel::kInfo, "server", "store",
+        {{"kind", "postgres"}, {"schema_version", pg->schema_version()}, {"node", node}});
+  } else if (opts.store.empty() || opts.store == "sqlite" || opts.store == "embedded" ||
+             opts.store.rfind("sqlite:", 0) == 0) {
+    if (opts.store.rfind("sqlite:", 0) == 0) db_path = opts.store.substr(7);
+    auto s = store::OpenSqliteStore(db_path);
+    if (!s.ok()) return Fail("store_failed", s.status());
+    sqlite_store = std::move(*s);
+    store = sqlite_store.get();
+  } else {
+    return Fail("store_failed",
+                Status::InvalidArgument("store '" + opts.store +
+                                        "' must be sqlite, sqlite:PATH or a postgres:// URL"));
+  }
   StatusOr<std::unique_ptr<store::ReplayStore>> replay = Status::Internal("unset");
-  if (opts.replay_store.empty() || opts.replay_store == "embedded") {
-    replay = store::OpenSqliteReplayStore(data + "/toani.db", SystemClock());
+  store::ReplayStore* replay_store = nullptr;
+  std::string replay_kind = opts.replay_store.empty() ? "embedded" : opts.replay_store;
+  if (pg && (opts.replay_store.empty() || opts.replay_store == "postgres")) {
+    replay_store = pg->replay();  // shared by every node, like Redis
+    replay_kind = "postgres";
+  } else if (opts.replay_store.empty() || opts.replay_store == "embedded") {
+    if (pg) {
+      return Fail("replay_store_failed",
+                  Status::InvalidArgument("--replay-store embedded is per node: with a shared "
+                                          "--store use redis://HOST:PORT or postgres"));
+    }
+    replay = store::OpenSqliteReplayStore(db_path, SystemClock());
   } else {
     auto ropts = store::ParseRedisUrl(opts.replay_store);
     if (!ropts.ok()) return Fail("replay_store_failed", ropts.status());
     replay = store::OpenRedisReplayStore(*ropts, SystemClock());
   }
-  if (!replay.ok()) return Fail("replay_store_failed", replay.status());
-  Log(LogLevel::kInfo, "server", "replay_store",
-      {{"kind", opts.replay_store.empty() ? "embedded" : opts.replay_store}});
+  if (replay_store == nullptr) {
+    if (!replay.ok()) return Fail("replay_store_failed", replay.status());
+    replay_store = replay->get();
+  }
+  Log(LogLevel::kInfo, "server", "replay_store", {{"kind", replay_kind}});
   // --dev: keyd unseals itself from DATA/keyd/dev-root.key. Otherwise it starts
   // sealed and only the key routes answer until an operator unseals it.
   auto keyd = keyd::KeydProcess::Spawn(opts.bin_dir + "/toani-keyd", data + "/keyd", opts.dev);
@@ -108,17 +186,28 @@ int RunServer(const ServerOptions& opts) {
           std::string h = sealed_opts.listen_host == "::1" ? "[::1]" : sealed_opts.listen_host;
           (void)WriteFileAtomic(data + "/server.json",
                                 json{{"address", "https://" + h + ":" + std::to_string(p)},
-                                     {"pid", ::getpid()}, {"tenant", tenant}, {"dev", false},
-                                     {"sealed", true}}.dump() + "\n");
+                                     {"pid", ::getpid()},
+                                     {"tenant", tenant},
+                                     {"dev", false},
+                                     {"sealed", true}}
+                                        .dump() +
+                                    "\n");
         });
     if (!port.ok()) {
       fs::remove(data + "/server.json", ec);
-      return port.status().code() == StatusCode::kUnavailable ? 0 : Fail("listen_failed", port.status());
+      return port.status().code() == StatusCode::kUnavailable
+                 ? 0
+                 : Fail("listen_failed", port.status());
     }
     listen_port = *port;
   }
   auto keyd_status = (*keyd)->Call({{"op", "status"}});
   if (!keyd_status.ok()) return Fail("keyd_failed", keyd_status.status());
+  if (pg) {
+    // Every node must hold the cluster's keys, or what one node seals another cannot open.
+    Status same = CheckClusterKeys(pg.get(), keyd->get(), tenant);
+    if (!same.ok()) return Fail("cluster_keys_differ", same);
+  }
   AuditPlaneOptions aopts;
   aopts.db_path = db_path;
   aopts.outbox_dir = data + "/audit/outbox";
@@ -126,6 +215,10 @@ int RunServer(const ServerOptions& opts) {
   if (aopts.witness_dirs.empty()) aopts.witness_dirs.push_back(data + "/witness");
   aopts.witness_urls = opts.witness_urls;
   aopts.witness_tls.ca_file = pki->ca_cert;
+  if (pg) {
+    aopts.shared_store = pg->audit();
+    aopts.handoff = pg->handoff();
+  }
   auto audit_plane = OpenAuditPlane(aopts, keyd->get(), *keyd_status);
   if (!audit_plane.ok()) return Fail("audit_failed", audit_plane.status());
   audit::AuditLog* audit_log = (*audit_plane)->log.get();
@@ -171,17 +264,19 @@ int RunServer(const ServerOptions& opts) {
   }
   auto runner = MakeBwrapRunner();
   ecfg.audit_outbox = (*audit_plane)->outbox.get();
-  Executor executor(ecfg, store->get(), replay->get(), audit_log, keyd->get(), runner.get(),
+  Executor executor(ecfg, store, replay_store, audit_log, keyd->get(), runner.get(),
                     (*keyd_status)["measurement"], SystemClock());
-  // Policy plane (issue 5): keys, approvals and limit counters in the same database.
-  auto policy_keys = store::OpenSqlitePolicyKeyStore(data + "/toani.db");
+  // Policy plane (issue 5): keys, approvals and limit counters in SQLite (DATA/toani.db or
+  // --store sqlite:PATH); with --store postgres they are still per node (PostgreSQL and
+  // Redis implementations of these interfaces are not built yet).
+  auto policy_keys = store::OpenSqlitePolicyKeyStore(db_path);
   if (!policy_keys.ok()) return Fail("store_failed", policy_keys.status());
-  auto approvals = store::OpenSqliteApprovalStore(data + "/toani.db");
+  auto approvals = store::OpenSqliteApprovalStore(db_path);
   if (!approvals.ok()) return Fail("store_failed", approvals.status());
-  auto limits = store::OpenSqliteLimitCounter(data + "/toani.db");
+  auto limits = store::OpenSqliteLimitCounter(db_path);
   if (!limits.ok()) return Fail("store_failed", limits.status());
   PolicyPlaneDeps pdeps;
-  pdeps.store = store->get();
+  pdeps.store = store;
   pdeps.keys = policy_keys->get();
   pdeps.approvals = approvals->get();
   pdeps.limits = limits->get();
@@ -191,8 +286,8 @@ int RunServer(const ServerOptions& opts) {
   PolicyPlane policy_plane(pdeps);
   ApiDeps deps;
   deps.policy = &policy_plane;
-  deps.store = store->get();
-  deps.replay = replay->get();
+  deps.store = store;
+  deps.replay = replay_store;
   deps.audit = audit_log;
   deps.keyd = keyd->get();
   deps.executor = &executor;
@@ -239,7 +334,8 @@ int RunServer(const ServerOptions& opts) {
   std::string address = "https://" + host + ":" + std::to_string((*https)->port());
   Status w = WriteFileAtomic(
       data + "/server.json",
-      json{{"address", address}, {"pid", ::getpid()}, {"tenant", tenant}, {"dev", opts.dev}}.dump() +
+      json{{"address", address}, {"pid", ::getpid()}, {"tenant", tenant}, {"dev", opts.dev}}
+              .dump() +
           "\n");
   if (!w.ok()) return Fail("start_failed", w);
   Log(LogLevel::kInfo, "server", "listening",

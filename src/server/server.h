@@ -19,6 +19,8 @@ struct ServerOptions {
   // Replay store for Action Token jtis: "" or "embedded" = SQLite in DATA/toani.db;
   // "redis://HOST:PORT" = Redis 7, shared by every node (fail closed when unreachable).
   std::string replay_store;
+  // This node's name in the audit hand-off queue (default: hostname-pid).
+  std::string node_name;
   // Egress resolver overrides "PATTERN=IP" (e.g. "*.test.internal=10.0.0.5"): names
   // matching PATTERN connect to IP without the global-address check. For local test
   // targets only; empty (off) by default, each one logged at start-up. --dev adds
@@ -27,7 +29,9 @@ struct ServerOptions {
 
   // --- set by the config file (docs/configuration.md); defaults here ---
   // Store of credentials, policies and the audit log: "" or "sqlite" = SQLite at
-  // DATA/toani.db, "sqlite:PATH", or "postgres://..." (issue 9).
+  // DATA/toani.db, "sqlite:PATH", or "postgres://…" / "postgresql://…" = a PostgreSQL
+  // database shared by every node (docs/operations.md; migrations run at start). With
+  // PostgreSQL and no replay store given, jtis go to a PostgreSQL table (also shared).
   std::string store;
   // Optional second listener WITHOUT client certificates ("HOST:PORT"; "" = none). It
   // serves only routes declared Access::kPublic (health, signed webhook callbacks).

@@ -90,6 +90,9 @@ struct AuditRow {
   uint64_t index = 0;
   std::string entry;  // RFC 8785 canonical JSON (docs/formats.md §5)
   std::array<uint8_t, 32> leaf_hash{};
+  // Cluster hand-off id (PostgreSQL, docs/operations.md): the queued entry this row was
+  // sequenced from; 0 when appended directly (SQLite, single node).
+  int64_t handoff_id = 0;
 };
 
 class Store {
