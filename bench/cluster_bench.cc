@@ -48,7 +48,8 @@ double Run(const Deployment& d, int clients, int seconds, bool execute) {
           continue;
         }
         const std::string token = json::parse(au->body).value("token", "");
-        auto ex = b->Call("agent", "POST", "/v1/executions", {{"token", token}, {"params", params}});
+        auto ex =
+            b->Call("agent", "POST", "/v1/executions", {{"token", token}, {"params", params}});
         if (!ex.ok() || ex->status != 200) {
           ++failed;
           continue;
@@ -60,8 +61,7 @@ double Run(const Deployment& d, int clients, int seconds, bool execute) {
   const auto t0 = std::chrono::steady_clock::now();
   std::this_thread::sleep_for(std::chrono::seconds(seconds));
   stop = true;
-  const double secs =
-      std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   for (auto& t : ts) t.join();
   if (failed > 0) std::fprintf(stderr, "  (%llu failed requests)\n", (unsigned long long)failed);
   return static_cast<double>(done.load()) / secs;
@@ -107,8 +107,8 @@ struct DevServer {
         ::dup2(fileno(log), 2);
       }
       const std::string bin = ToaniBin("toani");
-      ::execl(bin.c_str(), bin.c_str(), "server", "--dev", "--data", node.data.c_str(),
-              "--listen", "127.0.0.1:0", static_cast<char*>(nullptr));
+      ::execl(bin.c_str(), bin.c_str(), "server", "--dev", "--data", node.data.c_str(), "--listen",
+              "127.0.0.1:0", static_cast<char*>(nullptr));
       ::_exit(127);
     }
     for (int i = 0; i < 1200; ++i) {

@@ -5,6 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
 tests/peers/ensure-peers.sh   # npm ci of the tests' real peers (committed package-lock.json)
+tests/mcp/ensure-mcp.sh       # npm ci of the MCP SDK client (tests/mcp/package-lock.json)
 cmake --preset dev >/dev/null
 cmake --build --preset dev
 ctest --preset dev "$@"

@@ -28,7 +28,9 @@ StatusOr<ApiClient> ApiClient::Connect(const std::string& data_dir, std::string 
   while (!address.empty() && address.back() == '/') address.pop_back();
   if (address.rfind("https://", 0) != 0)
     return Status::InvalidArgument("server address must be https://HOST:PORT");
-  std::ifstream ca(data_dir + "/pki/ca.pem");
+  const char* env_ca = std::getenv("TOANI_CACERT");
+  std::ifstream ca(env_ca != nullptr && *env_ca != '\0' ? std::string(env_ca)
+                                                        : data_dir + "/pki/ca.pem");
   if (!ca)
     return Status::FailedPrecondition("no dev certificates under " + data_dir +
                                       "/pki (is --data right?)");
@@ -40,9 +42,7 @@ StatusOr<ApiClient> ApiClient::Connect(const std::string& data_dir, std::string 
 
 StatusOr<ApiReply> ApiClient::Call(As as, const std::string& method, const std::string& path,
                                    const json& body) const {
-  const std::string who = as == As::kAdmin ? "admin" : "agent";
-  ClientTls tls{data_dir_ + "/pki/ca.pem", data_dir_ + "/pki/" + who + ".pem",
-                data_dir_ + "/pki/" + who + "-key.pem"};
+  ClientTls tls = TlsFor(as);
   std::string payload = body.is_null() ? "" : body.dump();
   TOANI_ASSIGN_OR_RETURN(
       ClientResponse r,
@@ -52,6 +52,24 @@ StatusOr<ApiReply> ApiClient::Call(As as, const std::string& method, const std::
   out.body = json::parse(r.body, nullptr, false);
   if (out.body.is_discarded()) out.body = json{{"raw", r.body}};
   return out;
+}
+
+ClientTls ApiClient::TlsFor(As as) const {
+  // TOANI_CLIENT_CERT/KEY name the caller's own identity; without them the dev
+  // certificates in DATA/pki stand in (admin for admin commands, agent for agent ones).
+  auto env = [](const char* n) {
+    const char* v = std::getenv(n);
+    return v != nullptr ? std::string(v) : std::string();
+  };
+  const std::string who = as == As::kAdmin ? "admin" : "agent";
+  ClientTls tls{data_dir_ + "/pki/ca.pem", data_dir_ + "/pki/" + who + ".pem",
+                data_dir_ + "/pki/" + who + "-key.pem"};
+  if (!env("TOANI_CACERT").empty()) tls.ca_file = env("TOANI_CACERT");
+  if (!env("TOANI_CLIENT_CERT").empty()) {
+    tls.cert_file = env("TOANI_CLIENT_CERT");
+    tls.key_file = env("TOANI_CLIENT_KEY");
+  }
+  return tls;
 }
 
 std::string ProblemText(const ApiReply& r) {

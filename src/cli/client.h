@@ -24,6 +24,9 @@ class ApiClient {
   StatusOr<ApiReply> Call(As as, const std::string& method, const std::string& path,
                           const nlohmann::json& body = nullptr) const;
   const std::string& address() const { return address_; }
+  // The TLS material for calls as `as`: $TOANI_CACERT, $TOANI_CLIENT_CERT and
+  // $TOANI_CLIENT_KEY when set, else the dev PKI in DATA/pki.
+  ClientTls TlsFor(As as) const;
 
  private:
   std::string address_;

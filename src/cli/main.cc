@@ -10,6 +10,9 @@
 #include <iostream>
 
 #include "cli/audit_cmd.h"
+#include "cli/exit_codes.h"
+#include "cli/mcp_stdio.h"
+#include "cli/pki_cmd.h"
 #include "cli/client.h"
 #include "cli/demo.h"
 #include "cli/operator_cmd.h"
@@ -31,17 +34,47 @@ std::string SelfPath() {
   return ec ? "toani" : p.string();
 }
 
+std::string g_format = "text";  // --format text|json (every read)
+
+std::string Scalar(const json& v) { return v.is_string() ? v.get<std::string>() : v.dump(); }
+
+// Text form for people: "key: value" lines; a list of objects, one line per item.
+void PrintText(const json& body) {
+  if (!body.is_object()) {
+    std::printf("%s\n", body.dump(2).c_str());
+    return;
+  }
+  for (const auto& [k, v] : body.items()) {
+    if (v.is_array() && !v.empty() && v[0].is_object()) {
+      std::printf("%s:\n", k.c_str());
+      for (const auto& item : v) {
+        std::string line;
+        for (const auto& [ik, iv] : item.items()) line += (line.empty() ? "" : "  ") + ik + "=" + Scalar(iv);
+        std::printf("  %s\n", line.c_str());
+      }
+    } else {
+      std::printf("%s: %s\n", k.c_str(), Scalar(v).c_str());
+    }
+  }
+}
+
 int PrintReply(const toani::StatusOr<toani::cli::ApiReply>& r, long want) {
+  using namespace toani::cli;
   if (!r.ok()) {
     std::fprintf(stderr, "error: %s\n", r.status().message().c_str());
-    return 1;
+    return r.status().code() == toani::StatusCode::kInvalidArgument ? kExitUsage : kExitUnreachable;
   }
   if (r->status != want) {
+    if (g_format == "json") std::printf("%s\n", r->body.dump().c_str());
     std::fprintf(stderr, "error: %s\n", toani::cli::ProblemText(*r).c_str());
-    return 1;
+    return ExitForHttpStatus(r->status);
   }
-  std::printf("%s\n", r->body.dump(2).c_str());
-  return 0;
+  if (g_format == "json") {
+    std::printf("%s\n", r->body.dump().c_str());
+  } else {
+    PrintText(r->body);
+  }
+  return kExitOk;
 }
 
 toani::StatusOr<ApiClient> Connect(const std::string& data) {
@@ -64,6 +97,13 @@ int main(int argc, char** argv) {
   app.require_subcommand(1);
   std::string data = toani::cli::DefaultDataDir();
   app.add_option("--data", data, "data directory (default: $TOANI_DATA or ./toani-data)");
+  app.add_option("--format", g_format, "output of reads: text (default) or json")
+      ->check(CLI::IsMember({"text", "json"}));
+  app.footer(
+      "Environment: TOANI_ADDR (https://HOST:PORT), TOANI_CLIENT_CERT, TOANI_CLIENT_KEY, "
+      "TOANI_CACERT (default: the dev PKI in DATA/pki), TOANI_DATA, TOANI_CONFIG.\n"
+      "Exit codes: 0 ok, 1 error answer or local failure, 2 usage, 3 server unreachable or "
+      "TLS failure, 4 unauthenticated/forbidden (401/403), 5 approval pending (202).");
 
   // toani server
   auto* server = app.add_subcommand("server", "run the server (HTTPS, mTLS) with its keyd");
@@ -145,7 +185,23 @@ int main(int argc, char** argv) {
   toani::cli::OperatorArgs op_args;  // operator init/unseal/rekey/status, tenant rotate-key
   toani::cli::AddOperatorCommands(app, cred_add, &op_args);
 
-  CLI11_PARSE(app, argc, argv);
+  auto* mcp_stdio = app.add_subcommand(
+      "mcp-stdio", "bridge a local MCP client (stdio) to the server's /mcp over mTLS, as the agent "
+                   "of TOANI_CLIENT_CERT/KEY (default: the dev agent)");
+  toani::cli::PkiArgs pki_args;
+  toani::cli::AddPkiCommands(app, &pki_args);
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::CallForHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForAllHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::ParseError& e) {
+    (void)app.exit(e);
+    return toani::cli::kExitUsage;
+  }
+  if (int rc = toani::cli::RunPkiCommand(pki_args, data, g_format == "json"); rc >= 0) return rc;
   if (auto rc = toani::cli::RunAuditCommand(*audit_cmds, data)) return *rc;
   if (auto rc = toani::cli::RunPolicyCommand(*policy_cmds, data)) return *rc;
 
@@ -195,8 +251,9 @@ int main(int argc, char** argv) {
   auto client = Connect(data);
   if (!client.ok()) {
     std::fprintf(stderr, "error: %s\n", client.status().message().c_str());
-    return 1;
+    return toani::cli::kExitUnreachable;
   }
+  if (*mcp_stdio) return toani::cli::RunMcpStdio(*client);
   if (int rc = toani::cli::RunOperatorCommands(op_args, *client, data); rc >= 0) return rc;
   if (*cred_add) {
     std::string secret;

@@ -10,6 +10,7 @@
 #include "server/audit_plane.h"
 #include "server/identity.h"
 #include "server/key_routes.h"
+#include "server/mcp.h"
 
 namespace toani::server {
 namespace {
@@ -89,6 +90,7 @@ Api::Api(ApiDeps deps) : d_(std::move(deps)) {
   RegisterAuditRoutes(table_, d_);
   RegisterCoreRoutes();
   if (d_.policy != nullptr) d_.policy->Register(table_);  // policy plane (issue 5)
+  RegisterMcpRoutes(table_, d_, d_.mcp_allowed_origins);
   // Routes of further planes register here: RegisterXRoutes(table_, d_);
   if (d_.keyd != nullptr) table_.set_sealed_probe([k = d_.keyd] { return k->Sealed(); });
 }

@@ -24,6 +24,7 @@ struct ApiDeps {
   Executor* executor = nullptr;
   PolicyPlane* policy = nullptr;  // keys, policies, simulate, authorize, approvals (issue 5)
   nlohmann::json keyd_status;  // intake key and measurement, fetched at start
+  std::vector<std::string> mcp_allowed_origins;  // Origin values /mcp accepts
   Clock clock = SystemClock();
 };
 

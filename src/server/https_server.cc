@@ -164,6 +164,7 @@ bool ServerOwnedHeader(std::string_view name) {
 struct Shared {
   HttpHandler handler;
   HttpsServerOptions options;
+  std::function<bool(const PeerIdentity&)> revoked;
   std::atomic<size_t> connections{0};
 };
 
@@ -189,6 +190,12 @@ class Session : public std::enable_shared_from_this<Session> {
   void OnHandshake(beast::error_code ec) {
     if (ec) return;  // failed handshake (e.g. no or bad client cert): drop the connection
     peer_ = ExtractPeer(stream_.native_handle());
+    if (peer_.authenticated && shared_->revoked && shared_->revoked(peer_)) {
+      // A revoked certificate gets no request served: close the connection now.
+      beast::error_code ignored;
+      beast::get_lowest_layer(stream_).socket().shutdown(tcp::socket::shutdown_both, ignored);
+      return;
+    }
     ReadHeader();
   }
 
@@ -257,6 +264,9 @@ class Session : public std::enable_shared_from_this<Session> {
     }
     req.body = parser_->release().body();
     req.peer = peer_;
+    if (peer_.authenticated && shared_->revoked && shared_->revoked(peer_)) {
+      return ProblemResponse(401, "Unauthenticated", "the client certificate is revoked");
+    }
     try {
       return shared_->handler(req);
     } catch (...) {
@@ -473,6 +483,7 @@ StatusOr<std::unique_ptr<HttpsServer>> HttpsServer::Start(const TlsServerConfig&
     impl->shared = std::make_shared<Shared>();
     impl->shared->handler = std::move(handler);
     impl->shared->options = options;
+    impl->shared->revoked = tls.revoked;
     impl->ioc = std::make_unique<net::io_context>(static_cast<int>(options.threads));
     impl->acceptor = std::make_unique<tcp::acceptor>(*impl->ioc);
     impl->retry_timer = std::make_unique<net::steady_timer>(*impl->ioc);

@@ -22,6 +22,15 @@
 
 namespace toani {
 
+struct PeerIdentity {
+  bool authenticated = false;  // a client certificate was presented and verified
+  std::string uri_san;         // first URI SAN of the verified cert, e.g. spiffe://dev/agent/x
+  std::string cert_sha256;     // lowercase hex SHA-256 of the client cert's DER
+  std::string serial_hex;      // the client cert's serial, lowercase hex (for revocation)
+  std::vector<std::string> roles;  // subject OU values of the verified cert, in order
+  std::string issuer_sha256;       // lowercase hex SHA-256 of the issuing CA cert's DER
+};
+
 struct TlsServerConfig {
   std::string cert_file;  // PEM chain, leaf first
   std::string key_file;   // PEM private key
@@ -32,16 +41,12 @@ struct TlsServerConfig {
   // false: a certificate is requested (if client_ca_file is set) but optional;
   //        peer.authenticated tells the handler whether one was presented and verified.
   bool require_client_cert = true;
+  // Optional revocation check of a verified client certificate, called after every
+  // handshake (true: the connection is closed) and before every request (true: 401).
+  // Must be thread-safe.
+  std::function<bool(const PeerIdentity&)> revoked{};
 };
 
-struct PeerIdentity {
-  bool authenticated = false;  // a client certificate was presented and verified
-  std::string uri_san;         // first URI SAN of the verified cert, e.g. spiffe://dev/agent/x
-  std::string cert_sha256;     // lowercase hex SHA-256 of the client cert's DER
-  std::string serial_hex;      // the client cert's serial, lowercase hex (for revocation)
-  std::vector<std::string> roles;  // subject OU values of the verified cert, in order
-  std::string issuer_sha256;       // lowercase hex SHA-256 of the issuing CA cert's DER
-};
 
 struct HttpRequest {
   std::string method;  // as sent, e.g. "GET"

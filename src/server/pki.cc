@@ -17,6 +17,8 @@
 #include <cstring>
 #include <filesystem>
 #include <memory>
+#include <mutex>
+#include <set>
 #include <optional>
 #include <string_view>
 
@@ -279,7 +281,8 @@ Status InitCert(X509* cert, const std::string& cn, EVP_PKEY* subject_key, long d
   return Status::Ok();
 }
 
-StatusOr<std::pair<X509Ptr, PkeyPtr>> MakeCa(const std::string& cn) {
+StatusOr<std::pair<X509Ptr, PkeyPtr>> MakeCa(const std::string& cn,
+                                             const std::string& tenant = "") {
   TOANI_ASSIGN_OR_RETURN(PkeyPtr key, NewP256Key());
   X509Ptr cert(X509_new());
   if (!cert) return Status::Internal(OpenSslError("X509_new"));
@@ -293,6 +296,13 @@ StatusOr<std::pair<X509Ptr, PkeyPtr>> MakeCa(const std::string& cn) {
   TOANI_RETURN_IF_ERROR(AddExt(cert.get(), cert.get(), NID_subject_key_identifier, "hash"));
   TOANI_RETURN_IF_ERROR(
       AddExt(cert.get(), cert.get(), NID_authority_key_identifier, "keyid:always"));
+  if (!tenant.empty()) {
+    // The CA can only vouch for its own tenant's identities: certificate verification
+    // itself refuses spiffe://<other tenant>/... under it (RFC 5280 URI constraint on
+    // the host part). DNS and IP names stay unconstrained for the server certificate.
+    const std::string nc = "critical,permitted;URI:" + tenant;
+    TOANI_RETURN_IF_ERROR(AddExt(cert.get(), cert.get(), NID_name_constraints, nc.c_str()));
+  }
   if (X509_sign(cert.get(), key.get(), EVP_sha256()) <= 0) {
     return Status::Internal(OpenSslError("sign CA"));
   }
@@ -422,7 +432,7 @@ StatusOr<DevPkiPaths> EnsureDevPki(const std::string& pki_dir, const std::string
       return Status::FailedPrecondition("ca.pem and ca-key.pem do not match in " + pki_dir);
     }
   } else {
-    TOANI_ASSIGN_OR_RETURN(auto ca, MakeCa("toani dev CA " + tenant));
+    TOANI_ASSIGN_OR_RETURN(auto ca, MakeCa("toani dev CA " + tenant, tenant));
     // Key first: a crash before the cert is written leaves a state we refuse above
     // rather than silently replacing a CA.
     TOANI_RETURN_IF_ERROR(WritePair(ca.first.get(), ca.second.get(), p.ca_cert, p.ca_key));
@@ -475,6 +485,187 @@ StatusOr<std::pair<std::string, std::string>> IssueClientCertPem(const std::stri
                                                                  const std::vector<std::string>& roles) {
   LeafSpec spec{common_name, {}, {}, {uri_san}, false, roles};
   return IssueFromFiles(ca_cert_path, ca_key_path, spec);
+}
+
+}  // namespace toani
+
+namespace toani {
+namespace {
+
+struct CrlFree {
+  void operator()(X509_CRL* c) const { X509_CRL_free(c); }
+};
+using CrlPtr = std::unique_ptr<X509_CRL, CrlFree>;
+
+std::string SerialHex(const ASN1_INTEGER* serial) {
+  std::string out;
+  if (BIGNUM* bn = ASN1_INTEGER_to_BN(serial, nullptr)) {
+    if (char* hex = BN_bn2hex(bn)) {
+      out = hex;
+      OPENSSL_free(hex);
+    }
+    BN_free(bn);
+  }
+  for (char& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return out;
+}
+
+StatusOr<CrlPtr> ReadCrl(const std::string& path) {
+  BioPtr bio(BIO_new_file(path.c_str(), "r"));
+  if (!bio) return Status::Internal(OpenSslError("open " + path));
+  CrlPtr crl(PEM_read_bio_X509_CRL(bio.get(), nullptr, nullptr, nullptr));
+  if (!crl) return Status::Internal(OpenSslError("parse CRL " + path));
+  return crl;
+}
+
+std::string CertSha256Hex(X509* cert) {
+  unsigned char md[EVP_MAX_MD_SIZE];
+  unsigned int len = 0;
+  if (X509_digest(cert, EVP_sha256(), md, &len) != 1) return "";
+  static const char* kHex = "0123456789abcdef";
+  std::string out;
+  for (unsigned i = 0; i < len; ++i) {
+    out += kHex[md[i] >> 4];
+    out += kHex[md[i] & 15];
+  }
+  return out;
+}
+
+}  // namespace
+
+Status InitTenantCa(const std::string& dir, const std::string& tenant) {
+  if (!IsTrustDomain(tenant)) return Status::InvalidArgument("tenant must match [a-z0-9._-]{1,255}");
+  TOANI_RETURN_IF_ERROR(EnsureDir(dir));
+  const std::string cert = dir + "/ca.pem", key = dir + "/ca-key.pem";
+  if (FileExists(cert) || FileExists(key))
+    return Status::AlreadyExists("a CA already exists in " + dir + " (never replaced)");
+  TOANI_ASSIGN_OR_RETURN(auto ca, MakeCa("toani CA " + tenant, tenant));
+  return WritePair(ca.first.get(), ca.second.get(), cert, key);
+}
+
+StatusOr<std::string> CertSerialHex(const std::string& cert_path) {
+  TOANI_ASSIGN_OR_RETURN(X509Ptr cert, ReadCert(cert_path));
+  return SerialHex(X509_get0_serialNumber(cert.get()));
+}
+
+Status RevokeSerial(const std::string& ca_cert_path, const std::string& ca_key_path,
+                    const std::string& crl_path, const std::string& serial_hex) {
+  if (serial_hex.empty() || serial_hex.size() > 40 ||
+      serial_hex.find_first_not_of("0123456789abcdefABCDEF") != std::string::npos)
+    return Status::InvalidArgument("serial must be 1..40 hex digits");
+  TOANI_ASSIGN_OR_RETURN(X509Ptr ca, ReadCert(ca_cert_path));
+  TOANI_ASSIGN_OR_RETURN(PkeyPtr ca_key, ReadKey(ca_key_path));
+  BIGNUM* bn_raw = nullptr;
+  if (BN_hex2bn(&bn_raw, serial_hex.c_str()) == 0) return Status::InvalidArgument("bad serial");
+  std::unique_ptr<BIGNUM, BnFree> bn(bn_raw);
+  CrlPtr crl;
+  if (FileExists(crl_path)) {
+    TOANI_ASSIGN_OR_RETURN(crl, ReadCrl(crl_path));
+    if (X509_CRL_verify(crl.get(), X509_get0_pubkey(ca.get())) != 1)
+      return Status::FailedPrecondition(crl_path + " is not signed by " + ca_cert_path);
+  } else {
+    crl.reset(X509_CRL_new());
+    if (!crl || X509_CRL_set_version(crl.get(), 1) != 1 ||
+        X509_CRL_set_issuer_name(crl.get(), X509_get_subject_name(ca.get())) != 1)
+      return Status::Internal(OpenSslError("new CRL"));
+  }
+  std::string norm = serial_hex;
+  for (char& c : norm) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  while (norm.size() > 1 && norm[0] == '0') norm.erase(0, 1);
+  const STACK_OF(X509_REVOKED)* revoked = X509_CRL_get_REVOKED(crl.get());
+  for (int i = 0; i < sk_X509_REVOKED_num(revoked); ++i) {
+    if (SerialHex(X509_REVOKED_get0_serialNumber(sk_X509_REVOKED_value(revoked, i))) == norm)
+      return Status::Ok();  // already revoked
+  }
+  X509_REVOKED* entry = X509_REVOKED_new();
+  ASN1_INTEGER* serial = BN_to_ASN1_INTEGER(bn.get(), nullptr);
+  ASN1_TIME* now = ASN1_TIME_set(nullptr, ::time(nullptr));
+  bool ok = entry != nullptr && serial != nullptr && now != nullptr &&
+            X509_REVOKED_set_serialNumber(entry, serial) == 1 &&
+            X509_REVOKED_set_revocationDate(entry, now) == 1 &&
+            X509_CRL_add0_revoked(crl.get(), entry) == 1;
+  ASN1_INTEGER_free(serial);
+  if (!ok) {
+    X509_REVOKED_free(entry);
+    ASN1_TIME_free(now);
+    return Status::Internal(OpenSslError("add CRL entry"));
+  }
+  ASN1_TIME* next = ASN1_TIME_adj(nullptr, ::time(nullptr), 7, 0);
+  ok = X509_CRL_set1_lastUpdate(crl.get(), now) == 1 &&
+       X509_CRL_set1_nextUpdate(crl.get(), next) == 1 && X509_CRL_sort(crl.get()) == 1 &&
+       X509_CRL_sign(crl.get(), ca_key.get(), EVP_sha256()) > 0;
+  ASN1_TIME_free(now);
+  ASN1_TIME_free(next);
+  if (!ok) return Status::Internal(OpenSslError("sign CRL"));
+  BioPtr bio(BIO_new(BIO_s_mem()));
+  if (!bio || PEM_write_bio_X509_CRL(bio.get(), crl.get()) != 1)
+    return Status::Internal(OpenSslError("encode CRL"));
+  char* data = nullptr;
+  long len = BIO_get_mem_data(bio.get(), &data);
+  return WriteFileAtomic(crl_path, std::string_view(data, static_cast<size_t>(len)), 0644);
+}
+
+struct RevocationList::Impl {
+  struct Source {
+    std::string ca_path, crl_path;
+    std::string issuer_sha256;
+    struct timespec mtime {};
+    off_t size = -1;
+    bool broken = false;  // fail closed: every cert of this CA counts as revoked
+    std::set<std::string> serials;
+  };
+  std::mutex mu;
+  std::vector<Source> sources;
+
+  void Refresh(Source& s) {
+    struct stat st {};
+    if (::stat(s.crl_path.c_str(), &st) != 0) {
+      s.serials.clear();
+      s.broken = false;
+      s.size = -1;
+      return;
+    }
+    if (st.st_mtim.tv_sec == s.mtime.tv_sec && st.st_mtim.tv_nsec == s.mtime.tv_nsec &&
+        st.st_size == s.size)
+      return;
+    s.mtime = st.st_mtim;
+    s.size = st.st_size;
+    s.serials.clear();
+    s.broken = true;
+    auto ca = ReadCert(s.ca_path);
+    auto crl = ReadCrl(s.crl_path);
+    if (ca.ok() && crl.ok() && X509_CRL_verify(crl->get(), X509_get0_pubkey(ca->get())) == 1) {
+      const STACK_OF(X509_REVOKED)* rev = X509_CRL_get_REVOKED(crl->get());
+      for (int i = 0; i < sk_X509_REVOKED_num(rev); ++i)
+        s.serials.insert(SerialHex(X509_REVOKED_get0_serialNumber(sk_X509_REVOKED_value(rev, i))));
+      s.broken = false;
+    }
+    ERR_clear_error();
+  }
+};
+
+RevocationList::RevocationList(std::vector<std::pair<std::string, std::string>> sources)
+    : impl_(std::make_unique<Impl>()) {
+  for (auto& [ca, crl] : sources) {
+    Impl::Source s;
+    s.ca_path = ca;
+    s.crl_path = crl;
+    if (auto cert = ReadCert(ca); cert.ok()) s.issuer_sha256 = CertSha256Hex(cert->get());
+    ERR_clear_error();
+    impl_->sources.push_back(std::move(s));
+  }
+}
+
+RevocationList::~RevocationList() = default;
+
+bool RevocationList::IsRevoked(const std::string& issuer_sha256, const std::string& serial_hex) {
+  std::lock_guard<std::mutex> l(impl_->mu);
+  for (auto& s : impl_->sources) {
+    if (s.issuer_sha256 != issuer_sha256) continue;
+    impl_->Refresh(s);
+    if (s.broken || s.serials.count(serial_hex) > 0) return true;
+  }
+  return false;
 }
 
 }  // namespace toani

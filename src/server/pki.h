@@ -9,6 +9,7 @@
 // concurrently on the same directory from two processes.
 #pragma once
 
+#include <memory>
 #include <string>
 #include <utility>
 #include <vector>
@@ -64,5 +65,38 @@ StatusOr<std::pair<std::string, std::string>> IssueClientCertPem(const std::stri
                                                                  const std::string& common_name,
                                                                  const std::string& uri_san,
                                                                  const std::vector<std::string>& roles = {});
+
+// `toani pki init`: a tenant CA in `dir` (ca.pem, ca-key.pem; created 0700/0600), CN
+// "toani CA <tenant>", with a critical name constraint permitting only URI names of the
+// tenant's trust domain, so it cannot vouch for spiffe://<other tenant>/... (the dev CA
+// made by EnsureDevPki carries the same constraint). AlreadyExists when dir/ca.pem
+// exists; InvalidArgument for a bad tenant name.
+Status InitTenantCa(const std::string& dir, const std::string& tenant);
+
+// The serial of the PEM certificate at `cert_path`, lowercase hex without leading zeros.
+StatusOr<std::string> CertSerialHex(const std::string& cert_path);
+
+// `toani pki revoke`: adds `serial_hex` to the CRL at `crl_path` (created when absent)
+// and re-signs it with the CA (X.509 v2 CRL, SHA-256, nextUpdate in 7 days; the server
+// ignores nextUpdate and re-reads the file whenever it changes). Idempotent.
+Status RevokeSerial(const std::string& ca_cert_path, const std::string& ca_key_path,
+                    const std::string& crl_path, const std::string& serial_hex);
+
+// The revocation lists of the trusted CAs, as the server checks them on every handshake
+// and every request. Each source is {ca.pem, crl.pem}; a missing CRL revokes nothing; a
+// CRL that does not parse or whose signature does not verify under its CA revokes every
+// certificate of that CA (fail closed) until it is fixed. Thread-safe; a file is re-read
+// when its mtime or size changes, so `toani pki revoke` takes effect at once.
+class RevocationList {
+ public:
+  explicit RevocationList(std::vector<std::pair<std::string, std::string>> sources);
+  ~RevocationList();
+  // `issuer_sha256`: hex SHA-256 of the issuing CA's DER; `serial_hex` as CertSerialHex.
+  bool IsRevoked(const std::string& issuer_sha256, const std::string& serial_hex);
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
 
 }  // namespace toani

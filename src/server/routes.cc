@@ -87,6 +87,12 @@ void RouteTable::Add(Route r) {
                              "HTTP requests by route template, method and status code");
   Metrics::Global().Describe("toani_http_request_duration_seconds", "histogram",
                              "time from request parsed to answer built, by route");
+  Metrics::Global().Describe("toani_decisions_total", "counter",
+                             "authorize decisions: allow, approval_required, deny, error");
+  Metrics::Global().Describe("toani_executions_total", "counter",
+                             "POST /v1/executions by outcome (finished includes connector errors)");
+  Metrics::Global().Describe("toani_approval_requests_total", "counter",
+                             "POSTs to approval routes by route and status code");
   routes_.push_back(std::move(r));
 }
 
@@ -140,6 +146,20 @@ HttpResponse RouteTable::Dispatch(const HttpRequest& req, bool mtls) const {
         {{"route", route_label}, {"method", req.method}, {"code", std::to_string(resp.status)}});
     Metrics::Global().Observe("toani_http_request_duration_seconds", {{"route", route_label}},
                               secs);
+    // Business counters, read off the answers of the routes that make the decisions.
+    if (route_label == "/v1/authorize") {
+      const char* d = resp.status == 200                           ? "allow"
+                      : resp.status == 202                         ? "approval_required"
+                      : (resp.status == 403 || resp.status == 404) ? "deny"
+                                                                   : "error";
+      Metrics::Global().Inc("toani_decisions_total", {{"decision", d}});
+    } else if (route_label == "/v1/executions" && req.method == "POST") {
+      Metrics::Global().Inc("toani_executions_total",
+                            {{"outcome", resp.status == 200 ? "finished" : "refused"}});
+    } else if (route_label.rfind("/v1/approvals", 0) == 0 && req.method == "POST") {
+      Metrics::Global().Inc("toani_approval_requests_total",
+                            {{"route", route_label}, {"code", std::to_string(resp.status)}});
+    }
     return resp;
   };
   if (m.route != nullptr && !mtls && m.route->access != Access::kPublic) m.route = nullptr;

@@ -6,6 +6,7 @@
 
 #include <cstdio>
 #include <filesystem>
+#include <algorithm>
 #include <fstream>
 
 #include "audit/log.h"
@@ -117,6 +118,34 @@ int RunServer(const ServerOptions& opts) {
                       opts.tls_key.empty() ? pki->server_key : opts.tls_key,
                       opts.client_ca.empty() ? pki->ca_cert : opts.client_ca,
                       /*require_client_cert=*/true};
+  // Trust: the dev CA plus every tenant CA made by `toani pki init` (DATA/pki/tenants/*),
+  // each with its CRL, re-read on change so `toani pki revoke` applies at once.
+  std::vector<std::pair<std::string, std::string>> ca_sources;
+  if (opts.client_ca.empty()) {
+    ca_sources.push_back({pki->ca_cert, opts.crl.empty() ? data + "/pki/crl.pem" : opts.crl});
+    std::string bundle;
+    std::vector<fs::path> tenant_dirs;
+    for (const auto& e : fs::directory_iterator(data + "/pki/tenants", ec)) tenant_dirs.push_back(e.path());
+    std::sort(tenant_dirs.begin(), tenant_dirs.end());
+    for (const auto& t : tenant_dirs) {
+      if (fs::exists(t / "ca.pem")) ca_sources.push_back({(t / "ca.pem").string(), (t / "crl.pem").string()});
+    }
+    for (const auto& [ca, crl] : ca_sources) {
+      std::ifstream f(ca);
+      bundle += std::string((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+      if (!bundle.empty() && bundle.back() != '\n') bundle += '\n';
+    }
+    Status w = WriteFileAtomic(data + "/pki/trust-bundle.pem", bundle);
+    if (!w.ok()) return Fail("pki_failed", w);
+    tls.client_ca_file = data + "/pki/trust-bundle.pem";
+  } else {
+    ca_sources.push_back({opts.client_ca, opts.crl});
+  }
+  auto revocations = std::make_shared<RevocationList>(ca_sources);
+  tls.revoked = [revocations](const PeerIdentity& p) {
+    return revocations->IsRevoked(p.issuer_sha256, p.serial_hex);
+  };
+  Log(LogLevel::kInfo, "server", "trust", {{"cas", ca_sources.size()}});
   // Stores: embedded SQLite, or PostgreSQL shared by every node (migrated at start).
   std::string db_path = data + "/toani.db";
   std::unique_ptr<store::PgDatabase> pg;
@@ -290,6 +319,7 @@ int RunServer(const ServerOptions& opts) {
   deps.policy = &policy_plane;
   deps.store = store;
   deps.replay = replay_store;
+  deps.mcp_allowed_origins = opts.mcp_allowed_origins;
   deps.audit = audit_log;
   deps.keyd = keyd->get();
   deps.executor = &executor;

@@ -69,9 +69,10 @@ struct ClusterNode {
   std::string Cli(const std::string& args) const {
     return ToaniBin("toani") + " --data " + data + " " + args;
   }
-  StatusOr<ClientResponse> Call(const std::string& who, const std::string& method,
-                                const std::string& path, const nlohmann::json& body = nullptr,
-                                std::chrono::milliseconds timeout = std::chrono::seconds(60)) const {
+  StatusOr<ClientResponse> Call(
+      const std::string& who, const std::string& method, const std::string& path,
+      const nlohmann::json& body = nullptr,
+      std::chrono::milliseconds timeout = std::chrono::seconds(60)) const {
     ClientTls tls{data + "/pki/ca.pem", data + "/pki/" + who + ".pem",
                   data + "/pki/" + who + "-key.pem"};
     return HttpsCall(method, address + path, body.is_null() ? "" : body.dump(),
@@ -103,6 +104,7 @@ class Cluster {
     return "";
   }
   const std::string& root() const { return root_; }
+  void StopRedis() { redis_.Stop(); }
   std::string pg_url() const { return pg_.url(); }
   std::string redis_url() const { return redis_.url(); }
   std::vector<std::unique_ptr<ClusterNode>>& nodes() { return nodes_; }
@@ -133,7 +135,8 @@ class Cluster {
     }
     std::string err = Spawn(*n);
     if (!err.empty()) return err;
-    if (!WaitJson(*n, /*sealed=*/true)) return n->name + " did not come up sealed:\n" + ReadAll(n->log);
+    if (!WaitJson(*n, /*sealed=*/true))
+      return n->name + " did not come up sealed:\n" + ReadAll(n->log);
     if (nodes_.empty()) {
       if (RunShell(n->Cli("operator init --shares 3 --threshold 2 --allow-simulated"), "", &out) !=
           0)
@@ -180,10 +183,9 @@ class Cluster {
         ::dup2(fileno(log), 1);
         ::dup2(fileno(log), 2);
       }
-      std::vector<std::string> args = {ToaniBin("toani"), "server",  "--data",
-                                       n.data,            "--listen", "127.0.0.1:0",
-                                       "--store",         pg_.url(), "--replay-store",
-                                       redis_.url(),      "--node",   n.name};
+      std::vector<std::string> args = {ToaniBin("toani"), "server",      "--data",  n.data,
+                                       "--listen",        "127.0.0.1:0", "--store", pg_.url(),
+                                       "--replay-store",  redis_.url(),  "--node",  n.name};
       args.insert(args.end(), extra_.begin(), extra_.end());
       std::vector<char*> argv;
       for (auto& a : args) argv.push_back(a.data());
@@ -276,7 +278,7 @@ struct MockBank {
 };
 
 inline std::unique_ptr<MockBank> StartBank(const std::string& pki, const std::string& dir,
-                                    const std::string& secret) {
+                                           const std::string& secret) {
   auto leaf = IssueLeafPem(pki + "/ca.pem", pki + "/ca-key.pem", "bank.toani.test",
                            {"bank.toani.test"}, {}, true);
   if (!leaf.ok()) return nullptr;
@@ -287,25 +289,26 @@ inline std::unique_ptr<MockBank> StartBank(const std::string& pki, const std::st
   o.threads = 4;
   MockBank* b = bank.get();
   const std::string want = "Bearer " + secret;
-  auto s = HttpsServer::Start({dir + "/bank.pem", dir + "/bank-key.pem", "", false}, o,
-                              [b, want](const HttpRequest& r) {
-                                HttpResponse resp;
-                                if (r.Header("authorization") != want) {
-                                  ++b->refused;
-                                  resp.status = 401;
-                                  resp.body = "{}";
-                                  return resp;
-                                }
-                                ++b->authorized;
-                                resp.body = nlohmann::json{{"path", r.path}, {"balance", "42.00"}}.dump();
-                                return resp;
-                              });
+  auto s = HttpsServer::Start(
+      {dir + "/bank.pem", dir + "/bank-key.pem", "", false}, o, [b, want](const HttpRequest& r) {
+        HttpResponse resp;
+        if (r.Header("authorization") != want) {
+          ++b->refused;
+          resp.status = 401;
+          resp.body = "{}";
+          return resp;
+        }
+        ++b->authorized;
+        resp.body = nlohmann::json{{"path", r.path}, {"balance", "42.00"}}.dump();
+        return resp;
+      });
   if (!s.ok()) return nullptr;
   bank->server = std::move(*s);
   return bank;
 }
 
-inline nlohmann::json Policy(const std::string& id, int64_t version, const std::string& cred, uint16_t port) {
+inline nlohmann::json Policy(const std::string& id, int64_t version, const std::string& cred,
+                             uint16_t port) {
   return {{"policy_id", id},
           {"version", version},
           {"actions",

@@ -5,7 +5,7 @@
 // on another, replays tried on every node — and the sequencing node killed with SIGKILL
 // mid-run. Then: no token ran twice, every acknowledged execution is in the log, the log
 // exported by a survivor passes `toani audit verify`, and the workload finished on the
-// surviving nodes.
+// surviving nodes. Finally Redis is stopped: executions on every node fail closed.
 #include <gtest/gtest.h>
 
 #include <atomic>
@@ -97,8 +97,8 @@ TEST(Cluster, ThreeNodesMixedWorkloadSurvivesTheSequencerBeingKilled) {
       for (size_t k = 1; k < 7 && !executed; ++k) {
         ClusterNode* b = alive(w + r + k);
         if (b == nullptr) continue;
-        auto ex = b->Call("agent", "POST", "/v1/executions",
-                          {{"token", token}, {"params", params}});
+        auto ex =
+            b->Call("agent", "POST", "/v1/executions", {{"token", token}, {"params", params}});
         if (!ex.ok() || ex->status >= 500) {
           ++transport_errors;
           // The node may have died after consuming the token: it can never run again.
@@ -124,8 +124,8 @@ TEST(Cluster, ThreeNodesMixedWorkloadSurvivesTheSequencerBeingKilled) {
       if (executed) {
         ClusterNode* z = alive(w + r + 2);
         if (z != nullptr) {
-          auto again = z->Call("agent", "POST", "/v1/executions",
-                               {{"token", token}, {"params", params}});
+          auto again =
+              z->Call("agent", "POST", "/v1/executions", {{"token", token}, {"params", params}});
           if (again.ok() && again->status < 500) {
             EXPECT_EQ(again->status, 409) << again->body;
             if (again->status == 409) ++replays_refused;
@@ -209,9 +209,9 @@ TEST(Cluster, ThreeNodesMixedWorkloadSurvivesTheSequencerBeingKilled) {
     ASSERT_TRUE(root.ok() && root->status == 200);
     const uint64_t size = json::parse(root->body).value("size", uint64_t{0});
     for (uint64_t from = 0; from < size;) {
-      auto e = survivor->Call("admin", "GET",
-                              "/v1/audit/entries?from=" + std::to_string(from) +
-                                  "&to=" + std::to_string(size));
+      auto e = survivor->Call(
+          "admin", "GET",
+          "/v1/audit/entries?from=" + std::to_string(from) + "&to=" + std::to_string(size));
       ASSERT_TRUE(e.ok() && e->status == 200) << (e.ok() ? e->body : e.status().message());
       json page = json::parse(e->body);
       ASSERT_GT(page["entries"].size(), 0u);
@@ -222,9 +222,9 @@ TEST(Cluster, ThreeNodesMixedWorkloadSurvivesTheSequencerBeingKilled) {
   }
   const std::string bundle = c.root() + "/audit.bundle";
   ASSERT_EQ(RunShell(survivor->Cli("audit export --out " + bundle), "", &out), 0) << out;
-  ASSERT_EQ(RunShell(ToaniBin("toani") + " audit verify " + bundle + " --key '" + vkey + "'", "",
-                     &out),
-            0)
+  ASSERT_EQ(
+      RunShell(ToaniBin("toani") + " audit verify " + bundle + " --key '" + vkey + "'", "", &out),
+      0)
       << out;
   EXPECT_NE(out.find("VERIFIED"), std::string::npos) << out;
 
@@ -246,10 +246,28 @@ TEST(Cluster, ThreeNodesMixedWorkloadSurvivesTheSequencerBeingKilled) {
     EXPECT_EQ(started[a.execution_id].value("index", uint64_t{0}), a.start_index);
     EXPECT_TRUE(finished.count(a.execution_id)) << "finish missing: " << a.execution_id;
   }
-  std::printf("cluster: %zu executions acknowledged (%d after killing %s), %d replays refused, "
-              "%d transport errors, log size %zu, new sequencer %s\n",
-              acked.size(), done_after_kill.load(), seq_name.c_str(), replays_refused.load(),
-              transport_errors.load(), list.size(), next->name.c_str());
+  std::printf(
+      "cluster: %zu executions acknowledged (%d after killing %s), %d replays refused, "
+      "%d transport errors, log size %zu, new sequencer %s\n",
+      acked.size(), done_after_kill.load(), seq_name.c_str(), replays_refused.load(),
+      transport_errors.load(), list.size(), next->name.c_str());
+
+  // Redis gone: executions fail closed on every node (503, nothing reaches the target).
+  c.StopRedis();
+  const int hits = bank->authorized.load();
+  for (auto& np : nodes) {
+    if (!np->Alive()) continue;
+    const json params = {{"account", "4242"}};
+    auto au = np->Call("agent", "POST", "/v1/authorize",
+                       {{"action", "bank1.balance"}, {"params", params}});
+    ASSERT_TRUE(au.ok() && au->status == 200) << (au.ok() ? au->body : "");
+    auto ex = np->Call("agent", "POST", "/v1/executions",
+                       {{"token", json::parse(au->body)["token"]}, {"params", params}});
+    ASSERT_TRUE(ex.ok());
+    EXPECT_EQ(ex->status, 503) << ex->body;
+    EXPECT_NE(ex->body.find("replay store unavailable"), std::string::npos) << ex->body;
+  }
+  EXPECT_EQ(bank->authorized.load(), hits);
   bank->server->Stop();
 }
 

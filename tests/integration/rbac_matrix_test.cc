@@ -60,6 +60,7 @@ const std::map<std::string, std::set<std::string>> kMatrix = {
     {"GET /v1/audit/proof", {"auditor"}},
     {"GET /v1/audit/consistency", {"auditor"}},
     {"GET /v1/audit/export", {"auditor"}},
+    {"POST /mcp", {"agent"}},
 };
 
 const std::vector<std::string> kHumanRoles = {"operator", "credential-admin", "policy-admin",
