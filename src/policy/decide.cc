@@ -145,8 +145,26 @@ FullDecision Decide(const std::vector<Policy>& policies, const DecisionRequest& 
     return Deny(env, d, "params", v.message());
   // A value the request template would refuse (a control character for a header) is
   // refused now: a token for it could never run.
-  if (auto r = RenderRequest(act->request, params); !r.ok())
-    return Deny(env, d, "params", "params: " + r.status().message());
+  for (const std::string& n : act->template_params) {
+    if (!params.contains(n))
+      return Deny(env, d, "params", "params: template refers to missing parameter '" + n + "'");
+  }
+  for (const std::string& n : act->text_params) {
+    const json& v = params[n];
+    if (!(v.is_string() || v.is_number() || v.is_boolean()))
+      return Deny(env, d, "params",
+                  "params: parameter '" + n + "' must be a string, number or boolean here");
+  }
+  for (const std::string& n : act->header_params) {
+    const json& v = params[n];
+    if (!v.is_string()) continue;
+    for (unsigned char ch : v.get_ref<const std::string&>()) {
+      if (ch < 0x20 || ch == 0x7f)
+        return Deny(env, d, "params",
+                    "params: parameter '" + n +
+                        "' contains a control character (CR/LF/NUL) in a header");
+    }
+  }
   Explain(env, d, "params", true, "parameters satisfy the schema");
   // 4. Time windows.
   if (!act->time_windows.empty()) {

@@ -2,7 +2,9 @@
 
 #include <re2/re2.h>
 
+#include <algorithm>
 #include <cmath>
+#include <functional>
 
 #include "common/encoding.h"
 #include "common/jcs.h"
@@ -20,6 +22,61 @@ bool IsName(const std::string& s) {
     if (!std::isalnum(c) && c != '_' && c != '-' && c != '.') return false;
   }
   return true;
+}
+
+// Placeholder names in a template string ("{{name}}").
+void Placeholders(const std::string& text, std::vector<std::string>* out) {
+  size_t pos = 0;
+  while ((pos = text.find("{{", pos)) != std::string::npos) {
+    size_t close = text.find("}}", pos + 2);
+    if (close == std::string::npos) return;
+    out->push_back(text.substr(pos + 2, close - pos - 2));
+    pos = close + 2;
+  }
+}
+
+void AddUnique(std::vector<std::string>* v, const std::vector<std::string>& add) {
+  for (const auto& a : add) {
+    if (std::find(v->begin(), v->end(), a) == v->end()) v->push_back(a);
+  }
+}
+
+// Which parameters each position of a (validated) template uses.
+void CollectTemplateParams(const json& t, ActionSpec* s) {
+  std::vector<std::string> text, header, body;
+  if (t.contains("url") && t["url"].is_string()) Placeholders(t["url"], &text);
+  for (const char* k : {"query", "form"}) {
+    if (t.contains(k) && t[k].is_object()) {
+      for (const auto& v : *t.find(k)) {
+        if (v.is_string()) Placeholders(v, &text);
+      }
+    }
+  }
+  if (t.contains("headers") && t["headers"].is_object()) {
+    for (const auto& v : t["headers"]) {
+      if (v.is_string()) Placeholders(v, &header);
+    }
+  }
+  std::function<void(const json&)> walk = [&](const json& n) {
+    if (n.is_string()) {
+      const std::string& str = n.get_ref<const std::string&>();
+      if (str.size() > 4 && str.rfind("{{", 0) == 0 && str.find("{{", 2) == std::string::npos &&
+          str.compare(str.size() - 2, 2, "}}") == 0) {
+        body.push_back(str.substr(2, str.size() - 4));  // typed: any JSON value
+      } else {
+        Placeholders(str, &text);
+      }
+    } else if (n.is_structured()) {
+      for (const auto& c : n) walk(c);
+    }
+  };
+  if (t.contains("body")) walk(t["body"]);
+  AddUnique(&s->text_params, text);
+  AddUnique(&s->text_params, header);
+  AddUnique(&s->header_params, header);
+  AddUnique(&s->template_params, text);
+  AddUnique(&s->template_params, header);
+  AddUnique(&s->template_params, body);
 }
 
 // A name, "*", or a name prefix followed by "*" ("payments-*", "bank.*").
@@ -246,6 +303,7 @@ StatusOr<ActionSpec> ParseAction(const std::string& name, const json& a) {
   s.request = a["request"];
   Status t = ValidateTemplate(s.request);
   if (!t.ok()) return Status::InvalidArgument(where + "." + t.message());
+  CollectTemplateParams(s.request, &s);
   s.params = a.value("params", json{{"type", "object"}, {"additionalProperties", false}});
   if (!s.params.is_object())
     return Status::InvalidArgument(where + ".params must be a schema object");

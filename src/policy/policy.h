@@ -106,6 +106,10 @@ struct ActionSpec {
   std::vector<TimeWindow> time_windows;  // empty = any time
   int64_t token_ttl_seconds = 300;
   size_t max_response_bytes = 1 << 20;
+  // Placeholders of the request template, found when parsing (so a decision need not
+  // render): every one must be present; text ones must be a string, number or boolean;
+  // header ones must hold no control character.
+  std::vector<std::string> template_params, text_params, header_params;
 };
 
 struct Policy {

@@ -65,7 +65,8 @@ StatusOr<std::shared_ptr<const Schema>> Schema::Compile(const json& s, const std
        : k == "exclusiveMinimum" ? out->exclusive_minimum_
                                  : out->exclusive_maximum_) = d;
     } else if (k == "minLength" || k == "maxLength" || k == "minItems" || k == "maxItems") {
-      if (!v.is_number_unsigned()) return bad(k, "must be a non-negative integer");
+      if (!v.is_number_integer() || v.get<int64_t>() < 0)
+        return bad(k, "must be a non-negative integer");
       size_t n = v.get<size_t>();
       (k == "minLength"   ? out->min_length_
        : k == "maxLength" ? out->max_length_
