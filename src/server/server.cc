@@ -323,7 +323,28 @@ int RunServer(const ServerOptions& opts) {
   ecfg.audit_outbox = (*audit_plane)->outbox.get();
   Executor executor(ecfg, store, replay_store, audit_log, keyd->get(), runner.get(),
                     (*keyd_status)["measurement"], SystemClock());
+  // Policy plane (issue 5): approvals and limit counters in SQLite (DATA/toani.db or
+  // --store sqlite:PATH) — per node even with --store postgres (their PostgreSQL and
+  // Redis implementations are not built yet); policy keys in PostgreSQL when configured.
+  auto policy_keys = store::OpenSqlitePolicyKeyStore(db_path);
+  if (!policy_keys.ok()) return Fail("store_failed", policy_keys.status());
+  // Policy-admin keys must be the same on every node: PostgreSQL when configured.
+  store::PolicyKeyStore* policy_key_store = pg ? pg->policy_keys() : policy_keys->get();
+  auto approvals = store::OpenSqliteApprovalStore(db_path);
+  if (!approvals.ok()) return Fail("store_failed", approvals.status());
+  auto limits = store::OpenSqliteLimitCounter(db_path);
+  if (!limits.ok()) return Fail("store_failed", limits.status());
+  PolicyPlaneDeps pdeps;
+  pdeps.store = store;
+  pdeps.keys = policy_key_store;
+  pdeps.approvals = approvals->get();
+  pdeps.limits = limits->get();
+  pdeps.audit = audit_log;
+  pdeps.keyd = keyd->get();
+  pdeps.keyd_status = *keyd_status;
+  PolicyPlane policy_plane(pdeps);
   ApiDeps deps;
+  deps.policy = &policy_plane;
   deps.store = store;
   deps.replay = replay_store;
   deps.mcp_allowed_origins = opts.mcp_allowed_origins;

@@ -52,7 +52,23 @@ class Db {
                                  (db_ ? sqlite3_errmsg(db_) : "?"));
     }
     sqlite3_busy_timeout(db_, 5000);
-    return Exec(kSchema);
+    TOANI_RETURN_IF_ERROR(Exec(kSchema));
+    // Columns added by issue 5 (older databases lack them).
+    TOANI_RETURN_IF_ERROR(AddColumn("credentials", "sensitivity", "TEXT NOT NULL DEFAULT 'standard'"));
+    TOANI_RETURN_IF_ERROR(AddColumn("policies", "signatures", "TEXT NOT NULL DEFAULT ''"));
+    return AddColumn("policies", "applied_by", "TEXT NOT NULL DEFAULT ''");
+  }
+  Status AddColumn(const std::string& table, const std::string& col, const std::string& decl) {
+    sqlite3_stmt* q = nullptr;
+    const std::string sql = "SELECT COUNT(*) FROM pragma_table_info('" + table + "') WHERE name='" + col + "'";
+    if (sqlite3_prepare_v2(db_, sql.c_str(), -1, &q, nullptr) != SQLITE_OK)
+      return Status::Unavailable(std::string("sqlite: ") + sqlite3_errmsg(db_));
+    const bool present = sqlite3_step(q) == SQLITE_ROW && sqlite3_column_int64(q, 0) > 0;
+    sqlite3_finalize(q);
+    if (present) return Status::Ok();
+    Status st = Exec(("ALTER TABLE " + table + " ADD COLUMN " + col + " " + decl).c_str());
+    if (!st.ok() && st.message().find("duplicate column") != std::string::npos) return Status::Ok();
+    return st;
   }
   Status Exec(const char* sql) {
     char* err = nullptr;
@@ -120,8 +136,8 @@ class SqliteStore final : public Store {
   Status AddCredential(const CredentialRecord& r) override {
     std::lock_guard<std::mutex> l(db_->mu);
     Stmt s(db_->get(),
-           "INSERT INTO credentials(tenant,id,name,type,version,blob,fingerprint,created_at) "
-           "VALUES(?,?,?,?,?,?,?,?)");
+           "INSERT INTO credentials(tenant,id,name,type,version,blob,fingerprint,created_at,"
+           "sensitivity) VALUES(?,?,?,?,?,?,?,?,?)");
     TOANI_RETURN_IF_ERROR(Prepared(s));
     s.Bind(1, r.tenant)
         .Bind(2, r.id)
@@ -129,7 +145,7 @@ class SqliteStore final : public Store {
         .Bind(4, r.type)
         .Bind(5, r.version)
         .Bind(6, r.blob);
-    s.Bind(7, r.fingerprint).Bind(8, r.created_at);
+    s.Bind(7, r.fingerprint).Bind(8, r.created_at).Bind(9, r.sensitivity);
     int rc = s.Step();
     if (rc == SQLITE_CONSTRAINT)
       return Status::AlreadyExists("credential " + r.id + " already exists");
@@ -141,7 +157,7 @@ class SqliteStore final : public Store {
                                            const std::string& id) override {
     std::lock_guard<std::mutex> l(db_->mu);
     Stmt s(db_->get(),
-           "SELECT tenant,id,name,type,version,blob,fingerprint,created_at FROM credentials WHERE "
+           "SELECT tenant,id,name,type,version,blob,fingerprint,created_at,sensitivity FROM credentials WHERE "
            "tenant=? AND id=?");
     TOANI_RETURN_IF_ERROR(Prepared(s));
     s.Bind(1, tenant).Bind(2, id);
@@ -154,7 +170,7 @@ class SqliteStore final : public Store {
   StatusOr<std::vector<CredentialRecord>> ListCredentials(const std::string& tenant) override {
     std::lock_guard<std::mutex> l(db_->mu);
     Stmt s(db_->get(),
-           "SELECT tenant,id,name,type,version,blob,fingerprint,created_at FROM credentials WHERE "
+           "SELECT tenant,id,name,type,version,blob,fingerprint,created_at,sensitivity FROM credentials WHERE "
            "tenant=? ORDER BY id");
     TOANI_RETURN_IF_ERROR(Prepared(s));
     s.Bind(1, tenant);
@@ -200,7 +216,7 @@ class SqliteStore final : public Store {
   StatusOr<std::vector<PolicyRecord>> LatestPolicies(const std::string& tenant) override {
     std::lock_guard<std::mutex> l(db_->mu);
     Stmt s(db_->get(),
-           "SELECT tenant,policy_id,version,document,applied_at FROM policies p WHERE tenant=? AND "
+           "SELECT tenant,policy_id,version,document,applied_at,signatures,applied_by FROM policies p WHERE tenant=? AND "
            "version="
            "(SELECT MAX(version) FROM policies q WHERE q.tenant=p.tenant AND "
            "q.policy_id=p.policy_id) ORDER BY policy_id");
@@ -217,7 +233,7 @@ class SqliteStore final : public Store {
                                    int64_t version) override {
     std::lock_guard<std::mutex> l(db_->mu);
     Stmt s(db_->get(),
-           "SELECT tenant,policy_id,version,document,applied_at FROM policies WHERE tenant=? AND "
+           "SELECT tenant,policy_id,version,document,applied_at,signatures,applied_by FROM policies WHERE tenant=? AND "
            "policy_id=? AND version=?");
     TOANI_RETURN_IF_ERROR(Prepared(s));
     s.Bind(1, tenant).Bind(2, id).Bind(3, version);
@@ -226,6 +242,22 @@ class SqliteStore final : public Store {
       return Status::NotFound("policy " + id + " v" + std::to_string(version) + " not found");
     if (rc != SQLITE_ROW) return Status::Unavailable("sqlite: " + s.Error());
     return Pol(s);
+  }
+
+  StatusOr<std::vector<PolicyRecord>> PolicyHistory(const std::string& tenant,
+                                                    const std::string& id) override {
+    std::lock_guard<std::mutex> l(db_->mu);
+    Stmt s(db_->get(),
+           "SELECT tenant,policy_id,version,document,applied_at,signatures,applied_by FROM policies "
+           "WHERE tenant=? AND policy_id=? ORDER BY version");
+    TOANI_RETURN_IF_ERROR(Prepared(s));
+    s.Bind(1, tenant).Bind(2, id);
+    std::vector<PolicyRecord> out;
+    int rc;
+    while ((rc = s.Step()) == SQLITE_ROW) out.push_back(Pol(s));
+    if (rc != SQLITE_DONE) return Status::Unavailable("sqlite: " + s.Error());
+    if (out.empty()) return Status::NotFound("policy " + id + " not found");
+    return out;
   }
 
   Status AppendAudit(const AuditRow& row) override {
@@ -275,10 +307,11 @@ class SqliteStore final : public Store {
 
  private:
   static CredentialRecord Cred(Stmt& s) {
-    return {s.Text(0), s.Text(1), s.Text(2), s.Text(3), s.Int(4), s.Text(5), s.Text(6), s.Text(7)};
+    return {s.Text(0), s.Text(1), s.Text(2), s.Text(3), s.Int(4),
+            s.Text(5), s.Text(6), s.Text(7), s.Text(8)};
   }
   static PolicyRecord Pol(Stmt& s) {
-    return {s.Text(0), s.Text(1), s.Int(2), s.Text(3), s.Text(4)};
+    return {s.Text(0), s.Text(1), s.Int(2), s.Text(3), s.Text(4), s.Text(5), s.Text(6)};
   }
 
   Status PutPolicyLocked(const PolicyRecord& r) {
@@ -294,13 +327,16 @@ class SqliteStore final : public Store {
           " is not newer than stored version " + std::to_string(current));
     }
     Stmt s(db_->get(),
-           "INSERT INTO policies(tenant,policy_id,version,document,applied_at) VALUES(?,?,?,?,?)");
+           "INSERT INTO policies(tenant,policy_id,version,document,applied_at,signatures,"
+           "applied_by) VALUES(?,?,?,?,?,?,?)");
     TOANI_RETURN_IF_ERROR(Prepared(s));
     s.Bind(1, r.tenant)
         .Bind(2, r.policy_id)
         .Bind(3, r.version)
         .Bind(4, r.document)
-        .Bind(5, r.applied_at);
+        .Bind(5, r.applied_at)
+        .Bind(6, r.signatures)
+        .Bind(7, r.applied_by);
     if (s.Step() != SQLITE_DONE) return Status::Unavailable("sqlite: " + s.Error());
     return Status::Ok();
   }

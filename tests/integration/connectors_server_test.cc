@@ -15,6 +15,7 @@
 #include "../peers/node_peer.h"
 #include "common/encoding.h"
 #include "server_harness.h"
+#include "signed_policy.h"
 
 namespace toani::testing {
 namespace {
@@ -103,8 +104,8 @@ class ConnectorsServerTest : public ::testing::Test {
 
   void Apply(const std::string& id, int version, const json& actions) {
     long st = 0;
-    auto r = server_.CallJson("admin", "POST", "/v1/policies",
-                              {{"policy_id", id}, {"version", version}, {"actions", actions}}, &st);
+    if (!signer_) signer_ = std::make_unique<PolicySigner>(server_);
+    auto r = signer_->Apply({{"policy_id", id}, {"version", version}, {"actions", actions}}, &st);
     ASSERT_EQ(st, 201) << (r.ok() ? r->dump() : r.status().ToString());
   }
 
@@ -153,6 +154,7 @@ class ConnectorsServerTest : public ::testing::Test {
   std::string dir_, api_key_, whsec_;
   std::unique_ptr<NodePeer> peer_;
   ServerHarness server_;
+  std::unique_ptr<PolicySigner> signer_;  // signs and applies policies (registers its key once)
 };
 
 TEST_F(ConnectorsServerTest, EchoTargetLeavesNoTraceInResultsLogsOrAudit) {
