@@ -9,4 +9,9 @@ if [ -f "$stamp" ] && [ "$stamp" -nt package-lock.json ]; then
   exit 0
 fi
 command -v npm >/dev/null || { echo "ensure-peers: npm is missing (scripts/setup.sh installs it)" >&2; exit 1; }
+# Node.js trusts its own CA bundle; where the machine's egress adds a CA to the system
+# store (update-ca-certificates), npm must trust the system store as well.
+if [ -z "${NODE_EXTRA_CA_CERTS:-}" ] && [ -f /etc/ssl/certs/ca-certificates.crt ]; then
+  export NODE_EXTRA_CA_CERTS=/etc/ssl/certs/ca-certificates.crt
+fi
 npm ci --no-audit --no-fund --loglevel=error
