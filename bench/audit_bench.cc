@@ -92,11 +92,25 @@ BENCHMARK_TEMPLATE(BM_AuditLogDurableAppend, false)
     ->UseRealTime()
     ->MinTime(3);
 
-// Where an append's CPU goes: keyd chaining and signing a batch of 64 (in-process).
+// Where an append's CPU goes: keyd chaining and signing a batch of 64, in-process and
+// through a real toani-keyd process (the binary audit.sign_batch frame, docs/formats.md
+// §1.1: the difference is the socket round trip and framing).
+template <bool kRealKeyd>
 void BM_KeydSignBatchOf64(benchmark::State& state) {
   TempDir dir;
-  InProcessKeyd keyd(dir.path() + "/keyd");
-  auto signer = NewKeydAuditSigner(&keyd).value();
+  std::unique_ptr<keyd::KeyServiceClient> keyd;
+  if (kRealKeyd) {
+    auto p = keyd::KeydProcess::Spawn(std::string(TOANI_BIN_DIR) + "/toani-keyd",
+                                      dir.path() + "/keyd", true);
+    if (!p.ok()) {
+      state.SkipWithError("toani-keyd did not start");
+      return;
+    }
+    keyd = std::move(*p);
+  } else {
+    keyd = std::make_unique<InProcessKeyd>(dir.path() + "/keyd");
+  }
+  auto signer = NewKeydAuditSigner(keyd.get()).value();
   std::vector<nlohmann::json> batch;
   for (uint64_t i = 0; i < 64; ++i) {
     batch.push_back({{"v", 2},
@@ -118,7 +132,12 @@ void BM_KeydSignBatchOf64(benchmark::State& state) {
   }
   state.SetItemsProcessed(state.iterations() * 64);
 }
-BENCHMARK(BM_KeydSignBatchOf64);
+BENCHMARK_TEMPLATE(BM_KeydSignBatchOf64, false)
+    ->Name("BM_KeydSignBatchOf64_InProcess")
+    ->UseRealTime();
+BENCHMARK_TEMPLATE(BM_KeydSignBatchOf64, true)
+    ->Name("BM_KeydSignBatchOf64_KeydProcess")
+    ->UseRealTime();
 
 // The baseline: the same row shape straight into SQLite, WAL + synchronous=FULL.
 struct Raw {

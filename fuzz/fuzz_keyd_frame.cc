@@ -1,6 +1,8 @@
 // Fuzzes keyd's message decoder and dispatcher: the input is a byte stream of frames
-// (4-byte length, JSON body), decoded exactly as toani-keyd does and handed to
-// KeyService::Handle. Any crash, sanitizer report, abort or uncaught exception fails.
+// (4-byte length, then a JSON body or a binary frame, docs/formats.md §1.1), decoded
+// exactly as toani-keyd does and handed to KeyService::Handle or ::HandleBinary (the
+// audit.sign_batch decoder, the one-pass canonical-JSON check and member insertion).
+// Any crash, sanitizer report, abort or uncaught exception fails.
 #include <cstddef>
 #include <cstdint>
 #include <string_view>
@@ -16,9 +18,16 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     pos += 4;
     if (!n.ok()) break;  // keyd closes the stream here
     size_t take = *n < size - pos ? *n : size - pos;
-    auto req = toani::keyd::DecodeFrameBody(
-        std::string_view(reinterpret_cast<const char*>(data + pos), take));
+    const std::string_view body(reinterpret_cast<const char*>(data + pos), take);
     pos += take;
+    if (toani::keyd::IsBinaryFrame(body)) {
+      std::string reply = svc.HandleBinary(body);
+      if (reply.empty()) abort();
+      // A reply is either binary (0x81) or the JSON error object.
+      if (reply[0] != '\x81' && !toani::keyd::DecodeFrameBody(reply).ok()) abort();
+      continue;
+    }
+    auto req = toani::keyd::DecodeFrameBody(body);
     if (!req.ok()) continue;  // keyd answers with an error and reads on
     // Keep the keyring small: every request acts on tenant "dev", and key rotation
     // (which writes a file per call) is left out.

@@ -1,7 +1,9 @@
 #include "audit/log.h"
 
 #include "audit/entry.h"
+#include "audit/sign_frame.h"
 #include "common/encoding.h"
+#include "common/jcs.h"
 #include "common/log.h"
 
 namespace toani::audit {
@@ -14,6 +16,11 @@ std::string At(uint64_t i) { return "audit: entry " + std::to_string(i) + ": "; 
 
 struct AuditLog::Pending {
   nlohmann::json fields;
+  // Single node: the entry already canonicalised by its own Append call (off the signing
+  // path) without v, index and time, which the leader inserts.
+  bool prepared = false;
+  SignItem item;
+  std::vector<TopMember> members;
   StatusOr<AppendResult> result = Status::Internal("not committed");
   bool done = false;
   std::condition_variable cv;  // each waiter has its own: no thundering herd per batch
@@ -250,9 +257,32 @@ void AuditLog::FailLocked(const std::vector<Pending*>& batch, const std::string&
 
 StatusOr<AppendResult> AuditLog::Append(nlohmann::json fields) {
   if (!fields.is_object()) return Status::InvalidArgument("audit: fields must be an object");
+  // keyd refuses a whole batch over one bad entry: refuse it here, before it joins one.
+  if (fields.contains("user") &&
+      (!fields["user"].is_string() ||
+       fields["user"].get_ref<const std::string&>().size() > kSignBatchMaxUser)) {
+    return Status::InvalidArgument("audit: user must be a string of at most 1024 bytes");
+  }
+  if (!fields.contains("tenant") || !fields["tenant"].is_string())
+    return Status::InvalidArgument("audit: tenant must be a string");
   if (opts_.handoff != nullptr) return AppendClustered(std::move(fields));
   Pending p;
-  p.fields = std::move(fields);
+  {
+    nlohmann::json& e = fields;
+    if (!e.contains("tee") && !opts_.tee.is_null()) e["tee"] = opts_.tee;
+    for (const char* k : {"v", "index", "time", "prev", "sig", "user_ref"}) e.erase(k);
+    if (auto u = e.find("user"); u != e.end()) {
+      p.item.user = u->get<std::string>();
+      e.erase(u);
+    }
+    auto body = TryCanonicalizeJson(e);
+    if (!body.ok()) return Status::InvalidArgument("audit: " + body.status().message());
+    auto members = ScanCanonicalObject(*body);
+    if (!members.ok()) return Status::InvalidArgument("audit: " + members.status().message());
+    p.item.body = std::move(*body);
+    p.members = std::move(*members);
+    p.prepared = true;
+  }
   std::unique_lock<std::mutex> lk(mu_);
   if (fault_) return Status::Unavailable("audit log refuses appends: " + *fault_);
   queue_.push_back(&p);
@@ -331,20 +361,39 @@ void AuditLog::CommitBatch(std::vector<Pending*> batch, uint64_t base, Hash prev
 std::optional<AuditLog::SignedBatch> AuditLog::SignBatch(std::vector<Pending*> batch, uint64_t base,
                                                          Hash prev, uint64_t epoch) {
   const std::string time = FormatRfc3339(opts_.clock());
-  std::vector<nlohmann::json> unsigned_entries;
-  unsigned_entries.reserve(batch.size());
-  for (size_t i = 0; i < batch.size(); ++i) {
-    nlohmann::json e = std::move(batch[i]->fields);
-    e["v"] = kEntryVersion;
-    e["index"] = base + i;
-    e["time"] = time;
-    if (!e.contains("tee") && !opts_.tee.is_null()) e["tee"] = opts_.tee;
-    e.erase("prev");
-    e.erase("sig");
-    e.erase("user_ref");
-    unsigned_entries.push_back(std::move(e));
+  StatusOr<std::vector<std::string>> signed_entries = Status::Internal("unset");
+  if (batch[0]->prepared) {  // single node: every entry was prepared by Append
+    std::vector<SignItem> items;
+    items.reserve(batch.size());
+    const std::string time_member = "\"time\":" + nlohmann::json(time).dump();
+    const std::string v_member = "\"v\":" + std::to_string(kEntryVersion);
+    for (size_t i = 0; i < batch.size(); ++i) {
+      Pending* p = batch[i];
+      SignItem item;
+      item.user = std::move(p->item.user);
+      item.body = InsertMembers(p->item.body, p->members,
+                                {{"index", "\"index\":" + std::to_string(base + i)},
+                                 {"time", time_member},
+                                 {"v", v_member}});
+      items.push_back(std::move(item));
+    }
+    signed_entries = signer_->SignItems(prev, std::move(items));
+  } else {
+    std::vector<nlohmann::json> unsigned_entries;
+    unsigned_entries.reserve(batch.size());
+    for (size_t i = 0; i < batch.size(); ++i) {
+      nlohmann::json e = std::move(batch[i]->fields);
+      e["v"] = kEntryVersion;
+      e["index"] = base + i;
+      e["time"] = time;
+      if (!e.contains("tee") && !opts_.tee.is_null()) e["tee"] = opts_.tee;
+      e.erase("prev");
+      e.erase("sig");
+      e.erase("user_ref");
+      unsigned_entries.push_back(std::move(e));
+    }
+    signed_entries = signer_->SignEntries(prev, unsigned_entries);
   }
-  auto signed_entries = signer_->SignEntries(prev, unsigned_entries);
   if (!signed_entries.ok()) {
     std::lock_guard<std::mutex> l(mu_);
     FailLocked(batch, signed_entries.status().message());

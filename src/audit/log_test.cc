@@ -15,9 +15,11 @@
 #include "audit/bundle.h"
 #include "audit/entry.h"
 #include "audit/outbox.h"
+#include "audit/sign_frame.h"
 #include "audit/test_util.h"
 #include "audit/witness.h"
 #include "common/encoding.h"
+#include "common/jcs.h"
 
 namespace toani::audit {
 namespace {
@@ -412,18 +414,62 @@ TEST_F(AuditLogTest, KeydRefusesToSignRollbacksAndNonEntries) {
   EXPECT_FALSE(signer_->SignCheckpoint(CheckpointText(old)).ok());
   Checkpoint other{"evil.example/log", 3, *log_->RootAt(3)};
   EXPECT_FALSE(signer_->SignCheckpoint(CheckpointText(other)).ok());
-  EXPECT_FALSE(
-      keyd_
-          ->Call({{"op", "audit.sign_entries"},
-                  {"prev", std::string(64, '0')},
-                  {"entries",
-                   {{{"v", 2}, {"index", 0}, {"time", "t"}, {"tenant", "d"}, {"sig", "x"}}}}})
-          .ok());
-  EXPECT_FALSE(keyd_
-                   ->Call({{"op", "audit.sign_entries"},
-                           {"prev", std::string(64, '0')},
-                           {"entries", {"toani.local/audit/x\n1\nAAAA\n"}}})
-                   .ok());
+  // The binary audit.sign_batch frame: keyd signs only canonical v2 entry bodies whose
+  // prev it sets itself.
+  const auto sign = [&](const std::string& body) {
+    return keyd_->CallBinary(EncodeSignBatchRequest(Hash{}, {SignItem{body, std::nullopt}}));
+  };
+  EXPECT_TRUE(sign(R"({"index":0,"tenant":"d","time":"t","v":2})").ok());
+  for (const std::string bad : {
+           R"({"index":0,"sig":"x","tenant":"d","time":"t","v":2})",    // carries sig
+           R"({"index":0,"prev":"00","tenant":"d","time":"t","v":2})",  // carries prev
+           R"({"index":0,"tenant":"d","time":"t","user_ref":"u","v":2})",
+           R"({"index":0,"tenant":"d","time":"t","user":"bob","v":2})",
+           R"({"index":0,"tenant":"d","time":"t","v":3})",        // not v2
+           R"({"index":-1,"tenant":"d","time":"t","v":2})",       // bad index
+           R"({"index":0,"tenant":1,"time":"t","v":2})",          // tenant not a string
+           R"({"tenant":"d","index":0,"time":"t","v":2})",        // not canonical
+           R"({"index":0, "tenant":"d","time":"t","v":2})",       // not canonical
+           R"({"index":0,"tenant":"d","time":"t","v":2,"v":2})",  // duplicate
+           R"({"index":0,"tenant":"\u0064","time":"t","v":2})",   // escape not canonical
+           "toani.local/audit/x\n1\nAAAA\n",                      // a checkpoint note
+           R"([{"index":0,"tenant":"d","time":"t","v":2}])",
+       }) {
+    EXPECT_FALSE(sign(bad).ok()) << bad;
+  }
+  // Non-consecutive indices in one batch; trailing bytes; a malformed frame.
+  std::vector<SignItem> two = {{R"({"index":0,"tenant":"d","time":"t","v":2})", std::nullopt},
+                               {R"({"index":2,"tenant":"d","time":"t","v":2})", std::nullopt}};
+  EXPECT_FALSE(keyd_->CallBinary(EncodeSignBatchRequest(Hash{}, two)).ok());
+  std::string frame = EncodeSignBatchRequest(Hash{}, {two[0]});
+  EXPECT_FALSE(keyd_->CallBinary(frame + "x").ok());
+  EXPECT_FALSE(keyd_->CallBinary(frame.substr(0, frame.size() - 1)).ok());
+}
+
+// keyd's one-pass canonical check agrees with the full RFC 8785 implementation, and
+// inserting members keeps an entry canonical.
+TEST(SignFrame, ScanAgreesWithCanonicalization) {
+  for (const std::string s : {
+           R"({"a":1,"b":[true,false,null,-5,{"x":"y"}],"c":"\u001f\n\"\\"})",
+           R"({"a":1.5,"é":"ü","𝄞":2})",  // decided by the slow path
+           R"({"a":1,"b":2})",
+           R"({})",
+           R"({"k":[]})",
+           R"({"n":1.2345678901234568e+22})",
+       }) {
+    auto members = ScanCanonicalObject(s);
+    ASSERT_TRUE(members.ok()) << s;
+    auto extra = InsertMembers(s, *members, {{"prev", R"("prev":"00")"}});
+    auto canon = CanonicalizeJsonText(extra);
+    ASSERT_TRUE(canon.ok()) << extra;
+    EXPECT_EQ(*canon, extra);
+  }
+  for (const std::string s :
+       {R"({"b":1,"a":2})", R"({"a":01})", R"({"a":-0})", R"({"a":1.50})", R"({"a":"\u0041"})",
+        R"({"a":"\/"})", R"({"a":1 })", R"({"a":1}x)", R"({"a":1,"a":1})", R"([1])", R"("s")",
+        R"({"a":"\u001F"})", R"({"a":1e3})", R"({"n":123456789012345678})", "{\"a\":\"\x01\"}"}) {
+    EXPECT_FALSE(ScanCanonicalObject(s).ok()) << s;
+  }
 }
 
 TEST_F(AuditLogTest, HttpWitnessSpeaksAddCheckpoint) {

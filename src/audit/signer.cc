@@ -1,6 +1,8 @@
 #include "audit/signer.h"
 
+#include "audit/sign_frame.h"
 #include "common/encoding.h"
+#include "common/jcs.h"
 
 namespace toani::audit {
 namespace {
@@ -15,19 +17,50 @@ class KeydAuditSigner final : public AuditSigner {
 
   StatusOr<std::vector<std::string>> SignEntries(const Hash& prev,
                                                  const std::vector<json>& entries) override {
-    json req = {{"op", "audit.sign_entries"},
-                {"prev", HexEncode(std::span<const uint8_t>(prev.data(), prev.size()))},
-                {"entries", entries}};
-    TOANI_ASSIGN_OR_RETURN(json reply, keyd_->Call(req));
-    if (!reply.contains("entries") || !reply["entries"].is_array() ||
-        reply["entries"].size() != entries.size()) {
-      return Status::Unavailable("keyd: bad audit.sign_entries reply");
+    std::vector<SignItem> items;
+    items.reserve(entries.size());
+    for (const json& e : entries) {
+      SignItem item;
+      if (e.contains("user")) {
+        if (!e["user"].is_string()) return Status::InvalidArgument("audit: user must be a string");
+        item.user = e["user"].get<std::string>();
+        json rest = e;
+        rest.erase("user");
+        TOANI_ASSIGN_OR_RETURN(item.body, TryCanonicalizeJson(rest));
+      } else {
+        TOANI_ASSIGN_OR_RETURN(item.body, TryCanonicalizeJson(e));
+      }
+      items.push_back(std::move(item));
     }
+    return SignItems(prev, std::move(items));
+  }
+
+  // One binary audit.sign_batch frame per at most 1024 entries and 1 MiB (docs/formats.md
+  // §1.1), chained: each call starts from the leaf hash of the previous call's last entry.
+  StatusOr<std::vector<std::string>> SignItems(const Hash& prev,
+                                               std::vector<SignItem> items) override {
+    constexpr size_t kFrameBudget = (1 << 20) - 64;
     std::vector<std::string> out;
-    out.reserve(entries.size());
-    for (const auto& e : reply["entries"]) {
-      if (!e.is_string()) return Status::Unavailable("keyd: bad audit.sign_entries reply");
-      out.push_back(e.get<std::string>());
+    out.reserve(items.size());
+    Hash link = prev;
+    size_t from = 0;
+    while (from < items.size()) {
+      size_t to = from, bytes = 35;
+      while (to < items.size() && to - from < kSignBatchMaxItems) {
+        const size_t size = SignItemEncodedSize(items[to]);
+        if (to > from && bytes + size > kFrameBudget) break;
+        bytes += size;
+        ++to;
+      }
+      std::vector<SignItem> chunk(std::make_move_iterator(items.begin() + from),
+                                  std::make_move_iterator(items.begin() + to));
+      TOANI_ASSIGN_OR_RETURN(std::string reply,
+                             keyd_->CallBinary(EncodeSignBatchRequest(link, chunk)));
+      auto signed_entries = DecodeSignBatchReply(reply, chunk.size());
+      if (!signed_entries.ok()) return Status::Unavailable("keyd: bad audit.sign_batch reply");
+      link = LeafHash(AsBytes(signed_entries->back()));
+      for (auto& e : *signed_entries) out.push_back(std::move(e));
+      from = to;
     }
     return out;
   }

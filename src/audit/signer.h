@@ -10,6 +10,7 @@
 
 #include "audit/merkle.h"
 #include "audit/note.h"
+#include "audit/sign_frame.h"
 #include "common/status.h"
 #include "keyd/client.h"
 
@@ -24,6 +25,9 @@ class AuditSigner {
   // returns the stored entry bytes. Unavailable if keyd cannot be reached.
   virtual StatusOr<std::vector<std::string>> SignEntries(
       const Hash& prev, const std::vector<nlohmann::json>& entries) = 0;
+  // The same for entries already in canonical form (SignItem: docs/formats.md §1.1).
+  virtual StatusOr<std::vector<std::string>> SignItems(const Hash& prev,
+                                                       std::vector<SignItem> items) = 0;
   // Returns the complete signed note for checkpoint text `text`.
   virtual StatusOr<std::string> SignCheckpoint(const std::string& text) = 0;
 };

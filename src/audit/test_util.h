@@ -49,6 +49,16 @@ class InProcessKeyd : public keyd::KeyServiceClient {
       return Status::Unavailable(r["error"].value("message", "keyd error"));
     return r;
   }
+  StatusOr<std::string> CallBinary(std::string_view frame) override {
+    std::string r = ks_->HandleBinary(frame);
+    if (!r.empty() && r[0] == '{') {
+      auto j = nlohmann::json::parse(r, nullptr, false);
+      return Status::Unavailable(j.is_object() && j.contains("error")
+                                     ? j["error"].value("message", "keyd error")
+                                     : "keyd error");
+    }
+    return r;
+  }
 
  private:
   std::unique_ptr<keyd::KeyService> ks_;

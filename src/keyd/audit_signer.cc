@@ -2,6 +2,7 @@
 
 #include "audit/merkle.h"
 #include "audit/note.h"
+#include "audit/sign_frame.h"
 #include "common/encoding.h"
 #include "common/jcs.h"
 #include "crypto/hash.h"
@@ -13,7 +14,6 @@ namespace toani::keyd {
 namespace {
 
 using nlohmann::json;
-constexpr size_t kMaxBatch = 1024;
 
 bool ValidDay(const std::string& d) {
   if (d.size() != 10 || d[4] != '-' || d[7] != '-') return false;
@@ -21,47 +21,6 @@ bool ValidDay(const std::string& d) {
     if (d[i] < '0' || d[i] > '9') return false;
   }
   return true;
-}
-
-// The canonical form of `e` plus "sig", built from `body` (the canonical form of `e`)
-// instead of canonicalising again: an entry is signed at every append, so this halves the
-// RFC 8785 work. With ASCII member names, JCS order is byte order, which is the order of
-// nlohmann's object map; "sig" goes after the members that sort before it. Returns ""
-// when a member name is not ASCII. Base64 needs no JSON escaping.
-std::string WithSig(const json& e, const std::string& body, const std::string& sig_b64) {
-  size_t before = 0;
-  for (const auto& [k, v] : e.items()) {
-    for (unsigned char c : k) {
-      if (c >= 0x80) return "";
-    }
-    if (k < "sig") ++before;
-  }
-  const std::string member = "\"sig\":\"" + sig_b64 + "\"";
-  if (before == 0) return "{" + member + (e.empty() ? "" : ",") + body.substr(1);
-  // Find the end of the before-th top-level member: the before-th comma at depth 1.
-  size_t members = 0;
-  int depth = 0;
-  bool in_str = false;
-  for (size_t i = 0; i < body.size(); ++i) {
-    const char c = body[i];
-    if (in_str) {
-      if (c == '\\')
-        ++i;
-      else if (c == '"')
-        in_str = false;
-      continue;
-    }
-    if (c == '"')
-      in_str = true;
-    else if (c == '{' || c == '[')
-      ++depth;
-    else if (c == '}' || c == ']') {
-      if (--depth == 0) return body.substr(0, i) + "," + member + body.substr(i);
-    } else if (c == ',' && depth == 1 && ++members == before) {
-      return body.substr(0, i) + "," + member + body.substr(i);
-    }
-  }
-  return "";
 }
 
 }  // namespace
@@ -85,63 +44,77 @@ StatusOr<json> AuditSigner::Handle(const std::string& op, const json& req) {
                 {"public_key", Base64Encode(pk_)},
                 {"vkey", vkey_}};
   }
-  if (op == "audit.sign_entries") return SignEntries(req);
   if (op == "audit.sign_checkpoint") return SignCheckpoint(req);
   return Status::InvalidArgument("keyd: unknown op '" + op + "'");
 }
 
-// Builds, chains and signs a batch of entries (docs/audit-format.md §2): for each object
-// in order, replaces "user" by its daily user reference, sets "prev" to the previous
-// entry's leaf hash, signs the canonical body and adds "sig". Returns the stored bytes.
-StatusOr<json> AuditSigner::SignEntries(const json& req) {
-  if (!req.contains("entries") || !req["entries"].is_array() || req["entries"].size() > kMaxBatch ||
-      !req.contains("prev") || !req["prev"].is_string()) {
-    return Status::InvalidArgument(
-        "audit.sign_entries: 'prev' and at most 1024 'entries' required");
-  }
-  auto prev_bytes = HexDecode(req["prev"].get<std::string>());
-  if (!prev_bytes.ok() || prev_bytes->size() != 32)
-    return Status::InvalidArgument("audit.sign_entries: bad prev");
-  std::string prev = HexEncode(*prev_bytes);
-  json out = json::array();
+// Builds, chains and signs a batch of entries (docs/audit-format.md §2, §6; the frame is
+// docs/formats.md §1.1): for each canonical unsigned body in order, inserts "user_ref"
+// (when a user was given) and "prev" = the previous entry's leaf hash, signs that
+// canonical body and inserts "sig". Returns the reply frame with the stored bytes.
+StatusOr<std::string> AuditSigner::SignBatch(std::string_view frame) {
+  TOANI_ASSIGN_OR_RETURN(audit::SignBatchRequestView req, audit::DecodeSignBatchRequest(frame));
+  audit::Hash prev = req.prev;
+  std::vector<std::string> out;
+  out.reserve(req.items.size());
   uint64_t expect_index = 0;
-  for (size_t i = 0; i < req["entries"].size(); ++i) {
-    json e = req["entries"][i];
-    if (!e.is_object() || e.value("v", 0) != 2 || !e.contains("index") ||
-        !e["index"].is_number_unsigned() || !e.contains("time") || !e["time"].is_string() ||
-        !e.contains("tenant") || !e["tenant"].is_string() || e.contains("sig") ||
-        e.contains("prev") || e.contains("user_ref")) {
-      return Status::InvalidArgument("audit.sign_entries: entry " + std::to_string(i) +
-                                     " is not an unsigned v2 entry");
+  for (size_t i = 0; i < req.items.size(); ++i) {
+    const auto& item = req.items[i];
+    const auto bad = [i](const std::string& why) {
+      return Status::InvalidArgument("audit.sign_batch: entry " + std::to_string(i) + ": " + why);
+    };
+    auto members = audit::ScanCanonicalObject(item.body);
+    if (!members.ok()) return bad(members.status().message());
+    const audit::TopMember *v = nullptr, *index = nullptr, *time = nullptr, *tenant = nullptr;
+    for (const auto& m : *members) {
+      if (m.name == "prev" || m.name == "sig" || m.name == "user" || m.name == "user_ref")
+        return bad("must not carry '" + m.name + "' (keyd sets it)");
+      if (m.name == "v") v = &m;
+      if (m.name == "index") index = &m;
+      if (m.name == "time") time = &m;
+      if (m.name == "tenant") tenant = &m;
     }
-    const uint64_t index = e["index"].get<uint64_t>();
-    if (i > 0 && index != expect_index)
-      return Status::InvalidArgument("audit.sign_entries: indices not consecutive");
-    expect_index = index + 1;
-    if (e.contains("user")) {
-      if (!e["user"].is_string())
-        return Status::InvalidArgument("audit.sign_entries: user must be a string");
-      TOANI_ASSIGN_OR_RETURN(std::string ref, UserRef(e["tenant"].get<std::string>(),
-                                                      e["time"].get<std::string>().substr(0, 10),
-                                                      e["user"].get<std::string>()));
-      e.erase("user");
-      e["user_ref"] = ref;
+    const auto value = [&](const audit::TopMember* m) {
+      return item.body.substr(m->value_begin, m->end - m->value_begin);
+    };
+    if (v == nullptr || value(v) != "2") return bad("not a v2 entry");
+    if (index == nullptr) return bad("no index");
+    const std::string_view idx = value(index);
+    uint64_t n = 0;
+    if (idx.empty() || idx.size() > 16 || (idx.size() > 1 && idx[0] == '0'))
+      return bad("index must be an integer 0..2^53-1");
+    for (char c : idx) {
+      if (c < '0' || c > '9') return bad("index must be an integer 0..2^53-1");
+      n = n * 10 + static_cast<uint64_t>(c - '0');
     }
-    e["prev"] = prev;
-    TOANI_ASSIGN_OR_RETURN(std::string body, TryCanonicalizeJson(e));
+    if (n >= (uint64_t{1} << 53)) return bad("index must be an integer 0..2^53-1");
+    if (i > 0 && n != expect_index) return bad("indices not consecutive");
+    expect_index = n + 1;
+    std::string time_s, tenant_s;
+    if (time == nullptr || tenant == nullptr || item.body[time->value_begin] != '"' ||
+        item.body[tenant->value_begin] != '"' ||
+        !audit::DecodeJsonStringAt(item.body, time->value_begin, &time_s) ||
+        !audit::DecodeJsonStringAt(item.body, tenant->value_begin, &tenant_s)) {
+      return bad("time and tenant must be strings");
+    }
+    std::vector<std::pair<std::string, std::string>> extra;
+    extra.emplace_back("prev", "\"prev\":\"" + HexEncode(prev) + "\"");
+    if (item.user) {
+      TOANI_ASSIGN_OR_RETURN(std::string ref,
+                             UserRef(tenant_s, time_s.substr(0, 10), std::string(*item.user)));
+      extra.emplace_back("user_ref", "\"user_ref\":\"" + ref + "\"");
+    }
+    const std::string body = audit::InsertMembers(item.body, *members, extra);
     uint8_t sig[crypto_sign_BYTES];
     crypto_sign_detached(sig, nullptr, reinterpret_cast<const uint8_t*>(body.data()), body.size(),
                          sk_.UnsafeBytes().data());
-    std::string entry = WithSig(e, body, Base64Encode(std::span<const uint8_t>(sig, sizeof sig)));
-    if (entry.empty()) {  // a non-ASCII top-level key: let JCS place "sig"
-      e["sig"] = Base64Encode(std::span<const uint8_t>(sig, sizeof sig));
-      TOANI_ASSIGN_OR_RETURN(entry, TryCanonicalizeJson(e));
-    }
-    audit::Hash leaf = audit::LeafHash(AsBytes(entry));
-    prev = HexEncode(leaf);
+    extra.emplace_back(
+        "sig", "\"sig\":\"" + Base64Encode(std::span<const uint8_t>(sig, sizeof sig)) + "\"");
+    std::string entry = audit::InsertMembers(item.body, *members, std::move(extra));
+    prev = audit::LeafHash(AsBytes(entry));
     out.push_back(std::move(entry));
   }
-  return json{{"entries", out}};
+  return audit::EncodeSignBatchReply(out);
 }
 
 StatusOr<json> AuditSigner::SignCheckpoint(const json& req) {

@@ -11,6 +11,7 @@
 #include <mutex>
 #include <nlohmann/json.hpp>
 #include <string>
+#include <string_view>
 
 #include "common/secret.h"
 #include "common/status.h"
@@ -24,11 +25,12 @@ class AuditSigner {
   AuditSigner(const SecretBytes& root, TenantKeyFn tenant_key);
 
   static bool Handles(const std::string& op) { return op.rfind("audit.", 0) == 0; }
-  // Dispatches audit.public_key, audit.sign_entries, audit.sign_checkpoint.
+  // Dispatches audit.public_key, audit.sign_checkpoint.
   StatusOr<nlohmann::json> Handle(const std::string& op, const nlohmann::json& req);
+  // The binary audit.sign_batch frame (docs/formats.md §1.1): returns the reply frame.
+  StatusOr<std::string> SignBatch(std::string_view frame);
 
  private:
-  StatusOr<nlohmann::json> SignEntries(const nlohmann::json& req);
   StatusOr<nlohmann::json> SignCheckpoint(const nlohmann::json& req);
   StatusOr<std::string> UserRef(const std::string& tenant, const std::string& day,
                                 const std::string& user);

@@ -90,18 +90,44 @@ StatusOr<nlohmann::json> KeydProcess::RoundTripLocked(const nlohmann::json& requ
   return reply;
 }
 
+Status KeydProcess::EnsureRunningLocked() {
+  if (fd_ >= 0) return Status::Ok();
+  if (std::chrono::steady_clock::now() - last_start_ < std::chrono::seconds(1)) {
+    return Status::Unavailable("keyd is not running; the server is restarting it: retry shortly");
+  }
+  Status st = StartLocked();
+  if (!st.ok())
+    return Status::Unavailable("keyd is not running and could not be restarted: " + st.message());
+  return Status::Ok();
+}
+
 StatusOr<nlohmann::json> KeydProcess::Call(const nlohmann::json& request) {
   std::lock_guard<std::mutex> lock(mu_);
-  if (fd_ < 0) {
-    if (std::chrono::steady_clock::now() - last_start_ < std::chrono::seconds(1)) {
-      return Status::Unavailable("keyd is not running; the server is restarting it: retry shortly");
-    }
-    Status st = StartLocked();
-    if (!st.ok())
-      return Status::Unavailable("keyd is not running and could not be restarted: " + st.message());
-  }
+  TOANI_RETURN_IF_ERROR(EnsureRunningLocked());
   auto reply = RoundTripLocked(request);
   if (!reply.ok() && reply.status().message().rfind("keyd is sealed", 0) == 0) sealed_ = true;
+  return reply;
+}
+
+StatusOr<std::string> KeydProcess::CallBinary(std::string_view frame) {
+  if (!IsBinaryFrame(frame)) return Status::InvalidArgument("keyd: not a binary frame");
+  std::lock_guard<std::mutex> lock(mu_);
+  TOANI_RETURN_IF_ERROR(EnsureRunningLocked());
+  Status w = WriteRawFrame(fd_, frame);
+  StatusOr<std::string> reply = w.ok() ? ReadRawFrame(fd_) : StatusOr<std::string>(w);
+  if (!reply.ok()) {
+    ReapLocked();
+    return Status::Unavailable("keyd stopped while answering (" + reply.status().message() +
+                               "); the request was not completed and will not be retried. The "
+                               "server restarts keyd: retry");
+  }
+  if (!reply->empty() && (*reply)[0] == '{') {  // the JSON error object
+    auto j = DecodeFrameBody(*reply);
+    Status st = j.ok() ? ReplyStatus(*j) : Status::Unavailable("keyd: malformed reply");
+    if (st.ok()) st = Status::Unavailable("keyd: unexpected reply to a binary frame");
+    if (st.message().rfind("keyd is sealed", 0) == 0) sealed_ = true;
+    return st;
+  }
   return reply;
 }
 

@@ -17,6 +17,7 @@
 #include <mutex>
 #include <nlohmann/json.hpp>
 #include <string>
+#include <string_view>
 
 #include "common/status.h"
 
@@ -27,6 +28,9 @@ class KeyServiceClient {
   virtual ~KeyServiceClient() = default;
   // Sends one request (docs/formats.md §1); returns the reply or the error it carried.
   virtual StatusOr<nlohmann::json> Call(const nlohmann::json& request) = 0;
+  // Sends one binary frame (docs/formats.md §1.1) and returns the binary reply payload;
+  // an error reply becomes the error it carried.
+  virtual StatusOr<std::string> CallBinary(std::string_view frame) = 0;
   // Whether keyd last said it is sealed (no root key). Test doubles: never sealed.
   virtual bool Sealed() const { return false; }
 };
@@ -39,6 +43,7 @@ class KeydProcess : public KeyServiceClient {
                                                       bool dev = true);
   ~KeydProcess() override;
   StatusOr<nlohmann::json> Call(const nlohmann::json& request) override;  // thread-safe
+  StatusOr<std::string> CallBinary(std::string_view frame) override;      // thread-safe
   bool Sealed() const override { return sealed_.load(); }
   pid_t pid() const { return pid_.load(); }  // -1 while no keyd runs
 
@@ -48,6 +53,7 @@ class KeydProcess : public KeyServiceClient {
   Status StartLocked();  // spawns keyd and reads its status
   void ReapLocked();     // closes the socket, kills and reaps the child
   StatusOr<nlohmann::json> RoundTripLocked(const nlohmann::json& request);
+  Status EnsureRunningLocked();
 
   const std::string path_, state_dir_;
   const bool dev_;

@@ -42,7 +42,6 @@ const KeyService::OpEntry KeyService::kOps[] = {
     {"credential.release", &KeyService::ReleaseCredential, true},
     {"webhook.verify", &KeyService::VerifyWebhookOp, true},
     {"audit.public_key", &KeyService::AuditOp, true},
-    {"audit.sign_entries", &KeyService::AuditOp, true},
     {"audit.sign_checkpoint", &KeyService::AuditOp, true},
 };
 
@@ -72,9 +71,8 @@ StatusOr<std::string> KeyService::K4Lid(const SecretBytes& key) { return keyd::K
 Status KeyService::AfterUnseal() {
   TOANI_ASSIGN_OR_RETURN(Keyring k, Keyring::Load(opts_.state_dir + "/keyring.json", root_.root()));
   keyring_.emplace(std::move(k));
-  audit_signer_ = std::make_unique<AuditSigner>(root_.root(), [this](const std::string& tenant) {
-    return CurrentL1(&*keyring_, tenant);
-  });
+  audit_signer_ = std::make_unique<AuditSigner>(
+      root_.root(), [this](const std::string& tenant) { return CurrentL1(&*keyring_, tenant); });
   return Status::Ok();
 }
 
@@ -101,6 +99,25 @@ json KeyService::Handle(const json& request) {
     return ErrorReply(Status::InvalidArgument("keyd: unknown op '" + op.substr(0, 64) + "'"));
   } catch (const std::exception&) {
     return ErrorReply(Status::InvalidArgument("keyd: malformed request"));
+  }
+}
+
+std::string KeyService::HandleBinary(std::string_view frame) {
+  try {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (frame.empty() || static_cast<uint8_t>(frame[0]) != 0x01) {
+      return ErrorReply(Status::InvalidArgument("keyd: unknown binary frame type")).dump();
+    }
+    if (root_.sealed() || !keyring_ || !audit_signer_) {
+      return ErrorReply(
+                 Status::Unavailable("keyd is sealed: unseal it with `toani operator unseal`"))
+          .dump();
+    }
+    StatusOr<std::string> r = audit_signer_->SignBatch(frame);
+    if (!r.ok()) return ErrorReply(r.status()).dump();
+    return std::move(r).value();
+  } catch (const std::exception&) {
+    return ErrorReply(Status::InvalidArgument("keyd: malformed request")).dump();
   }
 }
 

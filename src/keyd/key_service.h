@@ -19,8 +19,8 @@
 #include "common/status.h"
 #include "common/time.h"
 #include "keyd/attestation.h"
-#include "keyd/keyring.h"
 #include "keyd/audit_signer.h"
+#include "keyd/keyring.h"
 #include "keyd/root_custody.h"
 
 namespace toani::keyd {
@@ -40,6 +40,9 @@ class KeyService {
   // Dispatches one request (docs/formats.md §1) and returns its reply; never throws,
   // never aborts on bad input. Thread-safe (one op at a time).
   nlohmann::json Handle(const nlohmann::json& request);
+  // Dispatches one binary frame (docs/formats.md §1.1: its first byte is the type) and
+  // returns the reply payload: a binary reply, or the JSON error object, dumped.
+  std::string HandleBinary(std::string_view frame);
 
   // The PASERK k4.lid of a v4.local key (exposed for the vector test).
   static StatusOr<std::string> K4Lid(const SecretBytes& key);

@@ -5,6 +5,7 @@
 // Start-up order matters: harden the process, map secret memory (before any secret
 // exists), check the peer, load state, measure the executable, then lock the process
 // down with seccomp before reading the first request.
+#include <malloc.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
@@ -17,6 +18,7 @@
 #include <string>
 
 #include "common/encoding.h"
+#include "common/secret.h"
 #include "crypto/hash.h"
 #include "keyd/key_service.h"
 #include "keyd/protocol.h"
@@ -86,6 +88,10 @@ int main(int argc, char** argv) {
       return Usage();
     }
   }
+  // Audit batches make frames of up to 1 MiB each way on every group commit: keep them in
+  // the heap instead of a fresh mmap (and page faults) per frame.
+  ::mallopt(M_MMAP_THRESHOLD, 4 << 20);
+  ::mallopt(M_TRIM_THRESHOLD, 16 << 20);
   if (auto st = toani::keyd::InstallSecretArena(kSecretArenaBytes); !st.ok()) {
     return Die("secret_memory_failed", st.message());
   }
@@ -96,13 +102,23 @@ int main(int argc, char** argv) {
   if (auto st = toani::keyd::InstallKeydSeccompFilter(); !st.ok())
     return Die("seccomp_failed", st.message());
   for (;;) {
-    auto req = toani::keyd::ReadFrame(fd);
-    if (!req.ok()) {
-      const toani::StatusCode code = req.status().code();
-      if (code == toani::StatusCode::kUnavailable) return 0;  // server went away
-      if (!toani::keyd::WriteFrame(fd, toani::keyd::ErrorReply(req.status())).ok()) return 0;
-      if (code == toani::StatusCode::kInvalidArgument) continue;  // a whole frame, just not JSON
+    auto frame = toani::keyd::ReadRawFrame(fd);
+    if (!frame.ok()) {
+      if (frame.status().code() == toani::StatusCode::kUnavailable) return 0;  // server went away
+      (void)toani::keyd::WriteFrame(fd, toani::keyd::ErrorReply(frame.status()));
       return 1;  // framing is broken: the stream cannot be resynchronised
+    }
+    if (toani::keyd::IsBinaryFrame(*frame)) {  // audit.sign_batch (docs/formats.md §1.1)
+      std::string reply = (*svc)->HandleBinary(*frame);
+      toani::SecureWipe(frame->data(), frame->size());  // user names
+      if (!toani::keyd::WriteRawFrame(fd, reply).ok()) return 0;
+      continue;
+    }
+    auto req = toani::keyd::DecodeFrameBody(*frame);
+    toani::SecureWipe(frame->data(), frame->size());
+    if (!req.ok()) {  // a whole frame, just not JSON: answer and read on
+      if (!toani::keyd::WriteFrame(fd, toani::keyd::ErrorReply(req.status())).ok()) return 0;
+      continue;
     }
     if (!toani::keyd::WriteFrame(fd, (*svc)->Handle(*req)).ok()) return 0;
   }

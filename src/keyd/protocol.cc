@@ -35,8 +35,7 @@ Status ReadAll(int fd, uint8_t* p, size_t n) {
 
 }  // namespace
 
-Status WriteFrame(int fd, const nlohmann::json& msg) {
-  std::string body = msg.dump();
+Status WriteRawFrame(int fd, std::string_view body) {
   if (body.empty() || body.size() > kMaxFrameBytes)
     return Status::InvalidArgument("keyd: frame too large");
   uint32_t n = static_cast<uint32_t>(body.size());
@@ -44,6 +43,17 @@ Status WriteFrame(int fd, const nlohmann::json& msg) {
                     static_cast<uint8_t>(n >> 8), static_cast<uint8_t>(n)};
   TOANI_RETURN_IF_ERROR(WriteAll(fd, hdr, 4));
   return WriteAll(fd, reinterpret_cast<const uint8_t*>(body.data()), body.size());
+}
+
+Status WriteFrame(int fd, const nlohmann::json& msg) { return WriteRawFrame(fd, msg.dump()); }
+
+StatusOr<std::string> ReadRawFrame(int fd) {
+  uint8_t hdr[4];
+  TOANI_RETURN_IF_ERROR(ReadAll(fd, hdr, 4));
+  TOANI_ASSIGN_OR_RETURN(size_t n, DecodeFrameLength(hdr));
+  std::string body(n, '\0');
+  TOANI_RETURN_IF_ERROR(ReadAll(fd, reinterpret_cast<uint8_t*>(body.data()), n));
+  return body;
 }
 
 StatusOr<size_t> DecodeFrameLength(const uint8_t header[4]) {
@@ -62,11 +72,7 @@ StatusOr<nlohmann::json> DecodeFrameBody(std::string_view body) {
 }
 
 StatusOr<nlohmann::json> ReadFrame(int fd) {
-  uint8_t hdr[4];
-  TOANI_RETURN_IF_ERROR(ReadAll(fd, hdr, 4));
-  TOANI_ASSIGN_OR_RETURN(size_t n, DecodeFrameLength(hdr));
-  std::string body(n, '\0');
-  TOANI_RETURN_IF_ERROR(ReadAll(fd, reinterpret_cast<uint8_t*>(body.data()), n));
+  TOANI_ASSIGN_OR_RETURN(std::string body, ReadRawFrame(fd));
   auto j = DecodeFrameBody(body);
   SecureWipe(body.data(), body.size());
   return j;

@@ -3,6 +3,8 @@
 #pragma once
 
 #include <nlohmann/json.hpp>
+#include <string>
+#include <string_view>
 
 #include "common/status.h"
 
@@ -16,6 +18,15 @@ inline constexpr size_t kMaxFrameBytes = 1 << 20;
 // JSON object (answer with an error and keep reading).
 Status WriteFrame(int fd, const nlohmann::json& msg);
 StatusOr<nlohmann::json> ReadFrame(int fd);
+
+// The payload as bytes, either direction (a JSON object's text or a binary frame,
+// docs/formats.md §1.1). ReadRawFrame: PayloadTooLarge for a bad length.
+Status WriteRawFrame(int fd, std::string_view payload);
+StatusOr<std::string> ReadRawFrame(int fd);
+// True when a payload is a binary frame (its first byte is not part of JSON text).
+inline bool IsBinaryFrame(std::string_view payload) {
+  return !payload.empty() && static_cast<unsigned char>(payload[0]) == 0x01;
+}
 
 // The pure decoders ReadFrame uses (also the fuzz targets' entry points).
 StatusOr<size_t> DecodeFrameLength(const uint8_t header[4]);
