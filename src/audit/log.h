@@ -85,6 +85,8 @@ class AuditLog {
   void SetFault(std::string reason);
   std::optional<std::string> Fault() const;
 
+  // Cluster mode: entries go through the shared hand-off (other nodes append too).
+  bool Clustered() const { return opts_.handoff != nullptr; }
   // Cluster mode: true while this node holds the sequencer lock.
   bool Sequencing() const { return leading_.load(); }
   // Cluster mode: reads (and verifies) entries other nodes' sequencers appended.

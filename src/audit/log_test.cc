@@ -472,6 +472,45 @@ TEST(SignFrame, ScanAgreesWithCanonicalization) {
   }
 }
 
+// What a tlog-witness answers decides: a larger size (409) is a rollback, a conflict at
+// the size we sent (409) or a refused proof (422) is a fork — all fault the log; an
+// outage proves nothing. The real HTTPS peer: AuditServer.HttpWitnessDetectsRollbackAndFork.
+TEST_F(AuditLogTest, HttpWitnessAnswersFaultTheLogOnlyOnEvidence) {
+  struct Case {
+    int status;
+    std::string body;   // "" = echo the old size we sent
+    const char* fault;  // nullptr: no fault
+  };
+  for (const Case& c : std::vector<Case>{{409, "10\n", "rolled back"},
+                                         {409, "", "forked"},
+                                         {422, "bad proof\n", "forked"},
+                                         {503, "down\n", nullptr},
+                                         {404, "unknown log\n", nullptr}}) {
+    ASSERT_TRUE(Reopen().ok());
+    if (log_->size() == 0) AppendN(4);
+    auto post = [&](const std::string&, const std::string& body) -> StatusOr<ClientResponse> {
+      ClientResponse r;
+      r.status = c.status;
+      r.content_type = c.status == 409 ? "text/x.tlog.size" : "text/plain";
+      r.body = c.body.empty() ? body.substr(4, body.find('\n') - 4) + "\n" : c.body;
+      return r;
+    };
+    std::vector<std::unique_ptr<WitnessSink>> sinks;
+    sinks.push_back(NewHttpWitnessSink("https://w.example", {}, post));
+    WitnessPublisher pub(log_.get(), std::move(sinks), std::chrono::hours(1));
+    EXPECT_FALSE(pub.PublishNow().ok());
+    if (c.fault == nullptr) {
+      EXPECT_FALSE(log_->Fault().has_value()) << c.status;
+      EXPECT_TRUE(log_->Append({{"type", "x"}, {"tenant", "dev"}}).ok());
+    } else {
+      ASSERT_TRUE(log_->Fault().has_value()) << c.status;
+      EXPECT_NE(log_->Fault()->find(c.fault), std::string::npos) << *log_->Fault();
+      EXPECT_EQ(log_->Append({{"type", "x"}, {"tenant", "dev"}}).status().code(),
+                StatusCode::kUnavailable);
+    }
+  }
+}
+
 TEST_F(AuditLogTest, HttpWitnessSpeaksAddCheckpoint) {
   ASSERT_TRUE(Reopen().ok());
   AppendN(4);

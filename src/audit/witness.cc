@@ -7,10 +7,12 @@
 #include <charconv>
 #include <cstdio>
 #include <fstream>
+#include <optional>
 #include <sstream>
 
 #include "common/encoding.h"
 #include "common/log.h"
+#include "crypto/hash.h"
 
 namespace toani::audit {
 namespace {
@@ -49,8 +51,11 @@ class DirectorySink final : public WitnessSink {
 
 class HttpWitnessSink final : public WitnessSink {
  public:
-  HttpWitnessSink(std::string url, ClientTls tls, WitnessPost post)
-      : url_(std::move(url)), tls_(std::move(tls)), post_(std::move(post)) {
+  HttpWitnessSink(std::string url, ClientTls tls, WitnessPost post, std::string state_dir)
+      : url_(std::move(url)),
+        tls_(std::move(tls)),
+        post_(std::move(post)),
+        state_dir_(std::move(state_dir)) {
     if (!post_) {
       post_ = [this](const std::string& u, const std::string& body) {
         return HttpsCall("POST", u, body, "text/plain; charset=utf-8", tls_,
@@ -61,29 +66,58 @@ class HttpWitnessSink final : public WitnessSink {
   std::string name() const override { return "http:" + url_; }
 
   Status Publish(const std::string& note, uint64_t size, AuditLog& log) override {
-    for (int attempt = 0; attempt < 2; ++attempt) {
-      std::vector<Hash> proof;
-      if (old_size_ > 0 && old_size_ < size) {
-        TOANI_ASSIGN_OR_RETURN(proof, log.ConsistencyProof(old_size_, size));
+    // First submission since start: claim our own size. A witness that cosigned anything
+    // else says so (409 with its size), which is how a rollback or fork shows.
+    uint64_t old = old_size_.value_or(size);
+    for (int attempt = 0; attempt < 3; ++attempt) {
+      if (old > size && log.Clustered() && log.CatchUp().ok() && log.size() >= old) {
+        // Another node published a newer checkpoint of the shared log: not a rollback.
+        old_size_ = old;
+        return Status::Unavailable("witness " + url_ +
+                                   " is ahead of this node's view; "
+                                   "publishing the next checkpoint instead");
       }
-      if (old_size_ > size)
-        return Status::FailedPrecondition("witness " + url_ +
-                                          " has a larger checkpoint than the log");
-      TOANI_ASSIGN_OR_RETURN(ClientResponse resp, post_(url_ + "/add-checkpoint",
-                                                        AddCheckpointBody(old_size_, proof, note)));
+      if (old > size) {
+        return Status::FailedPrecondition("audit log rolled back: witness " + url_ +
+                                          " cosigned a checkpoint of size " + std::to_string(old) +
+                                          " but the log has " + std::to_string(size) + " entries");
+      }
+      std::vector<Hash> proof;
+      if (old > 0 && old < size) {
+        TOANI_ASSIGN_OR_RETURN(proof, log.ConsistencyProof(old, size));
+      }
+      TOANI_ASSIGN_OR_RETURN(ClientResponse resp,
+                             post_(url_ + "/add-checkpoint", AddCheckpointBody(old, proof, note)));
       if (resp.status == 200) {
         old_size_ = size;
+        if (!state_dir_.empty()) {
+          ::mkdir(state_dir_.c_str(), 0700);
+          TOANI_RETURN_IF_ERROR(WriteDurably(state_dir_, "cosignature", resp.body));
+          TOANI_RETURN_IF_ERROR(WriteDurably(state_dir_, "checkpoint", note));
+        }
         return Status::Ok();
       }
-      if (resp.status == 409) {  // the witness knows another size: start from it
+      if (resp.status == 409) {  // the witness cosigned another size (body: that size)
         uint64_t theirs = 0;
         std::string_view b = resp.body;
-        while (!b.empty() && b.back() == '\n') b.remove_suffix(1);
+        if (!b.empty() && b.back() == '\n') b.remove_suffix(1);
         auto [p, ec] = std::from_chars(b.data(), b.data() + b.size(), theirs);
-        if (ec != std::errc() || p != b.data() + b.size())
-          return Status::Unavailable("witness: bad 409 body");
-        old_size_ = theirs;
+        if (ec != std::errc() || p != b.data() + b.size() || b.empty())
+          return Status::Unavailable("witness " + url_ + ": bad 409 body");
+        if (theirs == old) {
+          // Our old size was its size, so the conflict is the root: another tree.
+          return Status::FailedPrecondition("audit log forked: witness " + url_ +
+                                            " cosigned a different tree of size " +
+                                            std::to_string(theirs));
+        }
+        old = theirs;
         continue;
+      }
+      if (resp.status == 422) {
+        return Status::FailedPrecondition("audit log forked: witness " + url_ +
+                                          " refused the consistency proof from its size " +
+                                          std::to_string(old) + " to " + std::to_string(size) +
+                                          " (its tree of that size is not a prefix of this log)");
       }
       return Status::Unavailable("witness " + url_ + " answered " + std::to_string(resp.status) +
                                  ": " + resp.body.substr(0, 200));
@@ -95,7 +129,8 @@ class HttpWitnessSink final : public WitnessSink {
   std::string url_;
   ClientTls tls_;
   WitnessPost post_;
-  uint64_t old_size_ = 0;
+  std::string state_dir_;
+  std::optional<uint64_t> old_size_;  // the size the witness last cosigned, once known
 };
 
 }  // namespace
@@ -104,8 +139,14 @@ std::unique_ptr<WitnessSink> NewDirectorySink(std::string dir) {
   return std::make_unique<DirectorySink>(std::move(dir));
 }
 
-std::unique_ptr<WitnessSink> NewHttpWitnessSink(std::string url, ClientTls tls, WitnessPost post) {
-  return std::make_unique<HttpWitnessSink>(std::move(url), std::move(tls), std::move(post));
+std::unique_ptr<WitnessSink> NewHttpWitnessSink(std::string url, ClientTls tls, WitnessPost post,
+                                                std::string state_dir) {
+  return std::make_unique<HttpWitnessSink>(std::move(url), std::move(tls), std::move(post),
+                                           std::move(state_dir));
+}
+
+std::string HttpWitnessStateDir(const std::string& base, const std::string& url) {
+  return base + "/" + crypto::Sha256Hex(url).substr(0, 16);
 }
 
 std::string AddCheckpointBody(uint64_t old_size, const std::vector<Hash>& proof,
@@ -168,6 +209,12 @@ Status WitnessPublisher::PublishNow() {
   Status all = Status::Ok();
   for (auto& s : sinks_) {
     Status st = s->Publish(note, cp->size, *log_);
+    if (st.code() == StatusCode::kFailedPrecondition) {  // evidence of a rollback or fork
+      Log(LogLevel::kError, "audit", "witness_check_failed",
+          {{"sink", s->name()}, {"error", st.message()}});
+      log_->SetFault(st.message());
+      return st;
+    }
     if (!st.ok()) {
       Log(LogLevel::kWarn, "audit", "witness_publish_failed",
           {{"sink", s->name()}, {"error", st.message()}});

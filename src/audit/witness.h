@@ -33,10 +33,22 @@ std::unique_ptr<WitnessSink> NewDirectorySink(std::string dir);
 
 // POSTs to <url>/add-checkpoint per C2SP tlog-witness. `post` performs the request
 // (default: HttpsCall with `tls`); tests inject their own.
+//
+// The witness is also how the log learns it was rolled back or forked (docs/audit-format.md
+// §8): the first submission after start sends the log's own size as the old size, and
+// Publish returns FailedPrecondition ("rolled back" / "forked") when the witness answers
+// that it cosigned a larger tree (409 with a larger size), a different tree of the same
+// size (409 with our size), or refuses our consistency proof from its size (422). Other
+// failures (unreachable, 404 unknown log, 403) are Unavailable. With `state_dir` set, the
+// last checkpoint the witness accepted is kept in state_dir/checkpoint (and its reply, the
+// cosignature lines, in state_dir/cosignature), for CheckAgainstPublished.
 using WitnessPost =
     std::function<StatusOr<ClientResponse>(const std::string& url, const std::string& body)>;
 std::unique_ptr<WitnessSink> NewHttpWitnessSink(std::string url, ClientTls tls,
-                                                WitnessPost post = nullptr);
+                                                WitnessPost post = nullptr,
+                                                std::string state_dir = "");
+// The directory an HTTP witness's state is kept in under `base`: base/<16 hex of SHA-256(url)>.
+std::string HttpWitnessStateDir(const std::string& base, const std::string& url);
 // The add-checkpoint request body: "old N\n", b64 proof lines, "\n", the checkpoint.
 std::string AddCheckpointBody(uint64_t old_size, const std::vector<Hash>& proof,
                               const std::string& note);
@@ -53,7 +65,9 @@ class WitnessPublisher {
   WitnessPublisher(AuditLog* log, std::vector<std::unique_ptr<WitnessSink>> sinks,
                    std::chrono::milliseconds interval);
   ~WitnessPublisher();
-  // Publishes now if the log grew since the last publication (also used by tests).
+  // Publishes now if the log grew since the last publication (also used at start and by
+  // tests). A sink's FailedPrecondition (a witness proves the log rolled back or forked)
+  // faults the log: /readyz 503, appends refused.
   Status PublishNow();
 
  private:

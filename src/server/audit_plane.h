@@ -27,6 +27,9 @@ struct AuditPlaneOptions {
   std::vector<std::string> witness_dirs;  // directory sinks (dev default: DATA/witness)
   std::vector<std::string> witness_urls;  // C2SP tlog-witness submission prefixes (https)
   ClientTls witness_tls;
+  // Where the last checkpoint each HTTP witness accepted is kept (one subdirectory per
+  // url, audit::HttpWitnessStateDir); "" keeps none.
+  std::string witness_state_dir;
   std::chrono::milliseconds publish_interval{1000};
   // Scale-out: the shared PostgreSQL audit store and the hand-off queue through which this
   // node's entries reach the sequencer (docs/storage.md §2). Null: SQLite at db_path.
@@ -44,10 +47,12 @@ struct AuditPlane {
 
 // Fails (the server must not start) if the stored log does not verify. A log that
 // verifies but is behind or beside a published checkpoint opens faulted: /readyz is 503
-// and appends are refused.
+// and appends are refused. Published checkpoints are read back from every directory
+// sink and from the kept copy of each HTTP witness's last accepted checkpoint; then the
+// current checkpoint is submitted to every sink before this returns, so an HTTP witness
+// that cosigned a larger or different tree faults the log before the first request.
 StatusOr<std::unique_ptr<AuditPlane>> OpenAuditPlane(const AuditPlaneOptions& opts,
                                                      keyd::KeyServiceClient* keyd,
                                                      const nlohmann::json& keyd_status);
-
 
 }  // namespace toani::server

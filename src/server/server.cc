@@ -253,6 +253,7 @@ int RunServer(const ServerOptions& opts) {
   aopts.witness_dirs = opts.witness_dirs;
   if (aopts.witness_dirs.empty()) aopts.witness_dirs.push_back(data + "/witness");
   aopts.witness_urls = opts.witness_urls;
+  aopts.witness_state_dir = data + "/audit/witnesses";
   aopts.witness_tls.ca_file = pki->ca_cert;
   if (pg) {
     aopts.shared_store = pg->audit();

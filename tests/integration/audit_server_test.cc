@@ -1,6 +1,7 @@
 // The audit log through the real server (issue 4): kill -9 during a stream of appends
 // loses no acknowledged entry and the log verifies after restart; restoring an older copy
-// of the database is detected (not ready, appends refused).
+// of the database is detected (not ready, appends refused) — from the witness directory,
+// and from a C2SP tlog-witness over HTTPS alone (rollback and fork).
 #include <gtest/gtest.h>
 #include <signal.h>
 
@@ -19,6 +20,7 @@
 #include "common/jcs.h"
 #include "crypto/hash.h"
 #include "server_harness.h"
+#include "tlog_witness.h"
 
 namespace toani::testing {
 namespace {
@@ -128,6 +130,100 @@ TEST(AuditServer, RestoringAnOlderDatabaseIsDetected) {
   EXPECT_EQ(ready->status, 503);  // ...but not ready
   EXPECT_NE(ready->body.find("rolled back"), std::string::npos) << ready->body;
   EXPECT_EQ(Deny(h, "after"), 503);  // and nothing more is appended (fail closed)
+}
+
+uint64_t CheckpointSize(const ServerHarness& h) {
+  auto cp = h.Call("admin", "GET", "/v1/audit/checkpoint", "");
+  if (!cp.ok() || cp->status != 200) return UINT64_MAX;
+  auto c = audit::ParseCheckpointText(cp->body.substr(0, cp->body.find("\n\n") + 1));
+  return c.ok() ? c->size : UINT64_MAX;
+}
+
+// Restores `saved` over the database, and removes everything else the server keeps about
+// what it published (the directory sink and the kept copies of witness answers): the
+// attacker restored the whole data directory, so only the HTTP witness knows better.
+void RestoreDatabase(const ServerHarness& h, const std::string& saved, const std::string& wdir) {
+  const std::string db = h.data_dir() + "/toani.db";
+  fs::remove(db + "-wal");
+  fs::remove(db + "-shm");
+  fs::copy_file(saved, db, fs::copy_options::overwrite_existing);
+  fs::remove_all(wdir);
+  fs::remove_all(h.data_dir() + "/audit/witnesses");
+  fs::remove(h.data_dir() + "/server.json");
+}
+
+TEST(AuditServer, HttpWitnessDetectsRollbackAndFork) {
+  ServerHarness h;
+  const std::string wdir = h.data_dir() + "-witness-dir";
+  h.extra_args = {"--witness-dir", wdir};
+  ASSERT_TRUE(h.Start().ok());  // makes the dev PKI the witness serves with
+  auto k = h.CallJson("admin", "GET", "/v1/audit/key");
+  ASSERT_TRUE(k.ok());
+  auto key = audit::ParseVerifierKey(k->value("vkey", ""));
+  ASSERT_TRUE(key.ok());
+  h.Stop();
+  auto w =
+      TlogWitness::Start(h.data_dir() + "/pki/server.pem", h.data_dir() + "/pki/server-key.pem");
+  ASSERT_TRUE(w.ok()) << w.status().message();
+  (*w)->Trust(*key);
+  h.extra_args = {"--witness-dir", wdir, "--witness-url", (*w)->url()};
+  const auto witnessed = [&](uint64_t size) {
+    for (int i = 0; i < 400 && (*w)->Size(key->name) != size; ++i)
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    return (*w)->Size(key->name) == size;
+  };
+
+  fs::remove(h.data_dir() + "/server.json");
+  ASSERT_TRUE(h.Start().ok());
+  for (int i = 0; i < 3; ++i) ASSERT_EQ(Deny(h, "a" + std::to_string(i)), 404);
+  const uint64_t n0 = CheckpointSize(h);
+  ASSERT_TRUE(witnessed(n0)) << "the witness never cosigned size " << n0;
+  EXPECT_EQ(h.Call("admin", "GET", "/readyz", "")->status, 200);
+  h.Stop();
+  const std::string saved = h.data_dir() + "/../old.db";
+  fs::copy_file(h.data_dir() + "/toani.db", saved);
+  fs::remove(h.data_dir() + "/server.json");
+  ASSERT_TRUE(h.Start().ok());
+  for (int i = 0; i < 3; ++i) ASSERT_EQ(Deny(h, "b" + std::to_string(i)), 404);
+  const uint64_t n1 = CheckpointSize(h);
+  ASSERT_GT(n1, n0);
+  ASSERT_TRUE(witnessed(n1));
+  h.Stop();
+
+  // Rollback: the older database (and no local trace of what was published).
+  RestoreDatabase(h, saved, wdir);
+  ASSERT_TRUE(h.Start().ok());
+  EXPECT_EQ(h.Call("admin", "GET", "/healthz", "")->status, 200);  // alive...
+  auto ready = h.Call("admin", "GET", "/readyz", "");
+  ASSERT_TRUE(ready.ok());
+  EXPECT_EQ(ready->status, 503) << ready->body;  // ...not ready
+  EXPECT_NE(ready->body.find("rolled back"), std::string::npos) << ready->body;
+  EXPECT_NE(ready->body.find("witness"), std::string::npos) << ready->body;
+  EXPECT_EQ(Deny(h, "after-rollback"), 503);  // appends refused (fail closed)
+  EXPECT_GT((*w)->conflicts.load(), 0);
+  h.Stop();
+  EXPECT_EQ((*w)->Size(key->name), n1);  // the witness did not go back
+
+  // Fork: from the older database, a different history grows past what the witness saw
+  // while the witness is unreachable (that alone is no evidence: the server runs).
+  RestoreDatabase(h, saved, wdir);
+  (*w)->down = true;
+  ASSERT_TRUE(h.Start().ok());
+  EXPECT_EQ(h.Call("admin", "GET", "/readyz", "")->status, 200);
+  for (uint64_t i = 0; i < n1 - n0 + 2; ++i) ASSERT_EQ(Deny(h, "fork" + std::to_string(i)), 404);
+  ASSERT_GT(CheckpointSize(h), n1);
+  h.Stop();
+  (*w)->down = false;
+  fs::remove_all(wdir);
+  fs::remove(h.data_dir() + "/server.json");
+  ASSERT_TRUE(h.Start().ok());
+  ready = h.Call("admin", "GET", "/readyz", "");
+  ASSERT_TRUE(ready.ok());
+  EXPECT_EQ(ready->status, 503) << ready->body;
+  EXPECT_NE(ready->body.find("forked"), std::string::npos) << ready->body;
+  EXPECT_GT((*w)->refused_proofs.load(), 0);
+  EXPECT_EQ(Deny(h, "after-fork"), 503);
+  EXPECT_EQ((*w)->Size(key->name), n1);
 }
 
 int RunCli(const ServerHarness& h, const std::string& args, std::string* out) {
