@@ -102,8 +102,7 @@ void PrintDiff(const json& from, const json& to) {
 
 StatusOr<json> FetchVersion(const std::string& data, const std::string& id, int64_t version) {
   TOANI_ASSIGN_OR_RETURN(ApiClient c, Client(data));
-  std::string path =
-      "/v1/policies/" + id + (version > 0 ? "?version=" + std::to_string(version) : "");
+  std::string path = "/v1/policies/" + id + (version > 0 ? "?version=" + std::to_string(version) : "");
   TOANI_ASSIGN_OR_RETURN(ApiReply r, c.Call(As::kAdmin, "GET", path));
   if (r.status != 200) return Status::Unavailable(ProblemText(r));
   return r.body["signed"]["policy"];
@@ -118,15 +117,12 @@ int Keygen(const PolicyCommands& c, const std::string& data) {
   if (!st.ok()) return Err(st.message());
   st = WriteNew(c.out + ".pub", k.public_key + "\n", 0644);
   if (!st.ok()) return Err(st.message());
-  std::printf("%s\n", json{{"key_id", k.key_id},
-                           {"public_key", k.public_key},
-                           {"secret_key_file", c.out},
-                           {"public_key_file", c.out + ".pub"}}
+  std::printf("%s\n", json{{"key_id", k.key_id}, {"public_key", k.public_key},
+                           {"secret_key_file", c.out}, {"public_key_file", c.out + ".pub"}}
                           .dump(2)
                           .c_str());
   if (!c.do_register) return 0;
-  return Call(data, "POST", "/v1/policy-keys", {{"public_key", k.public_key}, {"name", c.name}},
-              201);
+  return Call(data, "POST", "/v1/policy-keys", {{"public_key", k.public_key}, {"name", c.name}}, 201);
 }
 
 StatusOr<json> SignFile(const std::string& file, const std::string& key_file) {
@@ -153,12 +149,9 @@ StatusOr<json> ReadPolicyFile(const std::string& path) {
 std::unique_ptr<PolicyCommands> AddPolicyCommands(CLI::App& app, CLI::App* pol) {
   auto c = std::make_unique<PolicyCommands>();
   c->keygen = pol->add_subcommand("keygen", "make a policy-admin Ed25519 key (PASERK files)");
-  c->keygen
-      ->add_option("--out", c->out,
-                   "secret key file to create (0600); FILE.pub gets the public key")
+  c->keygen->add_option("--out", c->out, "secret key file to create (0600); FILE.pub gets the public key")
       ->required();
-  c->keygen->add_flag("--register", c->do_register,
-                      "register the public key with the server (operator)");
+  c->keygen->add_flag("--register", c->do_register, "register the public key with the server (operator)");
   c->keygen->add_option("--name", c->name, "who holds the key (with --register)");
   c->sign = pol->add_subcommand("sign", "sign a policy (or add a signature to a signed one)");
   c->sign->add_option("file", c->file, "policy JSON, or a signed policy")->required();
@@ -183,12 +176,9 @@ std::unique_ptr<PolicyCommands> AddPolicyCommands(CLI::App& app, CLI::App* pol) 
   c->simulate->add_option("--params", c->params, "parameters (JSON object)");
   c->simulate->add_option("--user", c->user, "the human the agent acts for");
   c->simulate->add_option("--at", c->at, "evaluate at this RFC 3339 time");
-  c->simulate->add_option("--policy", c->candidate,
-                          "evaluate a candidate policy file instead of its current version");
-  c->register_key =
-      pol->add_subcommand("register-key", "register a policy-admin public key (operator)");
-  c->register_key->add_option("public_key", c->public_key, "k4.public.… or a .pub file")
-      ->required();
+  c->simulate->add_option("--policy", c->candidate, "evaluate a candidate policy file instead of its current version");
+  c->register_key = pol->add_subcommand("register-key", "register a policy-admin public key (operator)");
+  c->register_key->add_option("public_key", c->public_key, "k4.public.… or a .pub file")->required();
   c->register_key->add_option("--name", c->name, "who holds the key");
   c->keys = pol->add_subcommand("keys", "list registered policy-admin keys");
   c->revoke_key = pol->add_subcommand("revoke-key", "revoke a policy-admin key (operator)");
@@ -197,8 +187,7 @@ std::unique_ptr<PolicyCommands> AddPolicyCommands(CLI::App& app, CLI::App* pol) 
   auto* ap = app.add_subcommand("approval", "human approval of agent requests");
   ap->require_subcommand(1);
   c->approvals_list = ap->add_subcommand("list", "list approval requests");
-  c->approvals_list->add_option("--status", c->status,
-                                "pending (default), approved, denied, expired, redeemed, all");
+  c->approvals_list->add_option("--status", c->status, "pending (default), approved, denied, expired, redeemed, all");
   c->approval_show = ap->add_subcommand("show", "show one approval request");
   c->approval_show->add_option("id", c->approval_id)->required();
   c->approve = ap->add_subcommand("approve", "approve a request (as this identity)");
@@ -223,25 +212,21 @@ std::optional<int> RunPolicyCommand(const PolicyCommands& c, const std::string& 
     return st.ok() ? 0 : Err(st.message());
   }
   if (*c.apply) {
-    StatusOr<json> body =
-        c.key_file.empty() ? ReadPolicyFile(c.file) : SignFile(c.file, c.key_file);
+    StatusOr<json> body = c.key_file.empty() ? ReadPolicyFile(c.file) : SignFile(c.file, c.key_file);
     if (!body.ok()) return Err(body.status().message());
     return Call(data, "POST", "/v1/policies", *body, 201);
   }
   if (*c.get) {
-    std::string path = "/v1/policies/" + c.policy_id +
-                       (c.version > 0 ? "?version=" + std::to_string(c.version) : "");
+    std::string path = "/v1/policies/" + c.policy_id + (c.version > 0 ? "?version=" + std::to_string(c.version) : "");
     return Call(data, "GET", path, nullptr, 200);
   }
-  if (*c.history)
-    return Call(data, "GET", "/v1/policies/" + c.policy_id + "/history", nullptr, 200);
+  if (*c.history) return Call(data, "GET", "/v1/policies/" + c.policy_id + "/history", nullptr, 200);
   if (*c.diff) {
     std::error_code ec;
     if (std::filesystem::is_regular_file(c.policy_id, ec)) {
       auto cand = ReadPolicyFile(c.policy_id);
       if (!cand.ok()) return Err(cand.status().message());
-      json doc =
-          cand->contains("signatures") && cand->contains("policy") ? (*cand)["policy"] : *cand;
+      json doc = cand->contains("signatures") && cand->contains("policy") ? (*cand)["policy"] : *cand;
       auto cur = FetchVersion(data, doc.value("policy_id", ""), c.from);
       if (!cur.ok()) return Err(cur.status().message());
       PrintDiff(*cur, doc);
@@ -279,15 +264,13 @@ std::optional<int> RunPolicyCommand(const PolicyCommands& c, const std::string& 
     return Call(data, "POST", "/v1/policy-keys", {{"public_key", pk}, {"name", c.name}}, 201);
   }
   if (*c.keys) return Call(data, "GET", "/v1/policy-keys", nullptr, 200);
-  if (*c.revoke_key)
-    return Call(data, "POST", "/v1/policy-keys/" + c.key_id + "/revoke", json::object(), 200);
+  if (*c.revoke_key) return Call(data, "POST", "/v1/policy-keys/" + c.key_id + "/revoke", json::object(), 200);
   if (*c.approvals_list) return Call(data, "GET", "/v1/approvals?status=" + c.status, nullptr, 200);
   if (*c.approval_show) return Call(data, "GET", "/v1/approvals/" + c.approval_id, nullptr, 200);
   if (*c.approve || *c.deny) {
     json body = json::object();
     if (!c.comment.empty()) body["comment"] = c.comment;
-    return Call(data, "POST",
-                "/v1/approvals/" + c.approval_id + (*c.approve ? "/approve" : "/deny"), body, 200);
+    return Call(data, "POST", "/v1/approvals/" + c.approval_id + (*c.approve ? "/approve" : "/deny"), body, 200);
   }
   return std::nullopt;
 }
