@@ -263,9 +263,9 @@ StatusOr<AppendResult> AuditLog::Append(nlohmann::json fields) {
        fields["user"].get_ref<const std::string&>().size() > kSignBatchMaxUser)) {
     return Status::InvalidArgument("audit: user must be a string of at most 1024 bytes");
   }
+  if (opts_.handoff != nullptr) return AppendClustered(std::move(fields));
   if (!fields.contains("tenant") || !fields["tenant"].is_string())
     return Status::InvalidArgument("audit: tenant must be a string");
-  if (opts_.handoff != nullptr) return AppendClustered(std::move(fields));
   Pending p;
   {
     nlohmann::json& e = fields;
