@@ -75,8 +75,8 @@ std::string Prepare(const std::vector<ClusterNode*>& nodes, const std::string& p
   if (!*bank) return "mock bank did not start";
   auto cred = AddCredential(*nodes.front(), "bench", secret);
   if (!cred.ok()) return cred.status().message();
-  auto ap = nodes.back()->Call("admin", "POST", "/v1/policies",
-                               Policy("bench", 1, *cred, (*bank)->server->port()));
+  auto ap = ApplySignedPolicy(*nodes.front(), *nodes.back(),
+                              Policy("bench", 1, *cred, (*bank)->server->port()));
   if (!ap.ok() || ap->status != 201) return "policy: " + (ap.ok() ? ap->body : "");
   return "";
 }

@@ -52,6 +52,10 @@ StatusOr<std::unique_ptr<AuditLog>> AuditLog::Open(store::AuditStore* store, Aud
     AuditLog* l = log.get();
     l->follower_ = std::thread([l] { l->FollowerLoop(); });
     l->sequencer_ = std::thread([l] { l->SequencerLoop(); });
+  } else {
+    log->sign_next_ = log->range_.size();
+    log->sign_prev_ = log->last_leaf_;
+    log->writer_ = std::thread([l = log.get()] { l->WriterLoop(); });
   }
   return log;
 }
@@ -61,7 +65,9 @@ AuditLog::~AuditLog() {
   {
     std::lock_guard<std::mutex> l(mu_);
     sequenced_cv_.notify_all();
+    writer_cv_.notify_all();
   }
+  if (writer_.joinable()) writer_.join();
   if (sequencer_.joinable()) sequencer_.join();
   if (follower_.joinable()) follower_.join();
 }
@@ -234,6 +240,14 @@ StatusOr<AppendResult> AuditLog::AppendClustered(nlohmann::json fields) {
   return r;
 }
 
+void AuditLog::FailLocked(const std::vector<Pending*>& batch, const std::string& why) {
+  for (Pending* p : batch) {
+    p->result = Status::Unavailable("audit log is not durable: " + why);
+    p->done = true;
+    p->cv.notify_one();
+  }
+}
+
 StatusOr<AppendResult> AuditLog::Append(nlohmann::json fields) {
   if (!fields.is_object()) return Status::InvalidArgument("audit: fields must be an object");
   if (opts_.handoff != nullptr) return AppendClustered(std::move(fields));
@@ -242,34 +256,80 @@ StatusOr<AppendResult> AuditLog::Append(nlohmann::json fields) {
   std::unique_lock<std::mutex> lk(mu_);
   if (fault_) return Status::Unavailable("audit log refuses appends: " + *fault_);
   queue_.push_back(&p);
+  if (leader_active_) leader_cv_.notify_one();
   // Wait until our entry is committed, or until there is no leader and we are first in
   // line (a leader hands over to the front of the queue when it leaves).
   p.cv.wait(lk, [&] { return p.done || (!leader_active_ && queue_.front() == &p); });
   if (p.done) return std::move(p.result);
   leader_active_ = true;
+  // Lead until our own entry is durable: sign waiting entries in batches and hand them to
+  // the writer, keeping at most kMaxInFlight signed batches waiting for it.
   while (!p.done) {
+    if (queue_.empty() || to_store_.size() >= kMaxInFlight) {
+      leader_cv_.wait(lk);
+      continue;
+    }
     std::vector<Pending*> batch;
     while (!queue_.empty() && batch.size() < opts_.max_batch) {
       batch.push_back(queue_.front());
       queue_.pop_front();
     }
-    const uint64_t base = range_.size();
-    const Hash prev = last_leaf_;
+    const uint64_t base = sign_next_, epoch = epoch_;
+    const Hash prev = sign_prev_;
+    sign_next_ += batch.size();
     lk.unlock();
-    CommitBatch(batch, base, prev);
+    std::optional<SignedBatch> signed_batch = SignBatch(std::move(batch), base, prev, epoch);
     lk.lock();
-    for (Pending* q : batch) {
-      if (q != &p) q->cv.notify_one();
+    if (!signed_batch) {
+      if (epoch == epoch_) sign_next_ = base;  // nothing was signed after it
+      continue;
     }
+    if (signed_batch->epoch != epoch_) {
+      FailLocked(signed_batch->pending, "an earlier batch could not be stored");
+      continue;
+    }
+    sign_prev_ = signed_batch->leaves.back();
+    to_store_.push_back(std::move(*signed_batch));
+    writer_cv_.notify_one();
   }
   leader_active_ = false;
   if (!queue_.empty()) queue_.front()->cv.notify_one();
   return std::move(p.result);
 }
 
-// Runs without mu_ held; only the leader calls it, so the tree cannot move underneath.
+void AuditLog::WriterLoop() {
+  std::unique_lock<std::mutex> lk(mu_);
+  for (;;) {
+    writer_cv_.wait(lk, [&] { return stop_ || !to_store_.empty(); });
+    if (to_store_.empty()) return;  // stopping, and everything handed over is stored
+    SignedBatch b = std::move(to_store_.front());
+    to_store_.pop_front();
+    leader_cv_.notify_one();  // a slot is free
+    if (b.epoch != epoch_) {
+      FailLocked(b.pending, "an earlier batch could not be stored");
+      continue;
+    }
+    lk.unlock();
+    StoreBatch(b, nullptr);
+    lk.lock();
+    leader_cv_.notify_one();  // the leader's own entry may be among them
+  }
+}
+
 void AuditLog::CommitBatch(std::vector<Pending*> batch, uint64_t base, Hash prev,
                            const std::vector<int64_t>* handoff_ids) {
+  uint64_t epoch;
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    epoch = epoch_;
+  }
+  std::optional<SignedBatch> b = SignBatch(std::move(batch), base, prev, epoch);
+  if (b) StoreBatch(*b, handoff_ids);
+}
+
+// Runs without mu_ held; batches are signed one at a time, in index order.
+std::optional<AuditLog::SignedBatch> AuditLog::SignBatch(std::vector<Pending*> batch, uint64_t base,
+                                                         Hash prev, uint64_t epoch) {
   const std::string time = FormatRfc3339(opts_.clock());
   std::vector<nlohmann::json> unsigned_entries;
   unsigned_entries.reserve(batch.size());
@@ -284,32 +344,38 @@ void AuditLog::CommitBatch(std::vector<Pending*> batch, uint64_t base, Hash prev
     e.erase("user_ref");
     unsigned_entries.push_back(std::move(e));
   }
-  auto fail = [&](const Status& st) {
-    std::lock_guard<std::mutex> l(mu_);
-    for (Pending* p : batch) {
-      p->result = Status::Unavailable("audit log is not durable: " + st.message());
-      p->done = true;
-    }
-  };
   auto signed_entries = signer_->SignEntries(prev, unsigned_entries);
-  if (!signed_entries.ok()) return fail(signed_entries.status());
-  std::vector<store::AuditRow> rows(batch.size());
-  std::vector<Hash> leaves;
-  for (size_t i = 0; i < batch.size(); ++i) {
-    rows[i].index = base + i;
-    rows[i].entry = std::move((*signed_entries)[i]);
-    rows[i].leaf_hash = LeafHash(AsBytes(rows[i].entry));
-    leaves.push_back(rows[i].leaf_hash);
+  if (!signed_entries.ok()) {
+    std::lock_guard<std::mutex> l(mu_);
+    FailLocked(batch, signed_entries.status().message());
+    return std::nullopt;
   }
+  SignedBatch b;
+  b.base = base;
+  b.epoch = epoch;
+  b.rows.resize(batch.size());
+  b.leaves.reserve(batch.size());
+  for (size_t i = 0; i < batch.size(); ++i) {
+    b.rows[i].index = base + i;
+    b.rows[i].entry = std::move((*signed_entries)[i]);
+    b.rows[i].leaf_hash = LeafHash(AsBytes(b.rows[i].entry));
+    b.leaves.push_back(b.rows[i].leaf_hash);
+  }
+  b.pending = std::move(batch);
+  return b;
+}
+
+// Batches arrive in index order (the writer thread, or the cluster sequencer).
+void AuditLog::StoreBatch(SignedBatch& b, const std::vector<int64_t>* handoff_ids) {
   // The hashes go in first so the full tiles this batch completes can be stored with it;
   // readers never look past range_.size(), and a failed commit truncates them again.
   std::vector<store::AuditTileRow> tiles;
   {
     std::lock_guard<std::mutex> l(mu_);
-    for (const Hash& h : leaves) hashes_.Append(h);
-    for (size_t i = 0; i < leaves.size(); ++i) {
-      for (auto [level, n] : hashes_.TilesCompletedBy(base + i)) {
-        auto t = hashes_.Tile(level, n, kTileWidth, base + i + 1);
+    for (const Hash& h : b.leaves) hashes_.Append(h);
+    for (size_t i = 0; i < b.leaves.size(); ++i) {
+      for (auto [level, n] : hashes_.TilesCompletedBy(b.base + i)) {
+        auto t = hashes_.Tile(level, n, kTileWidth, b.base + i + 1);
         TOANI_CHECK(t.ok());
         tiles.push_back({level, n, std::move(*t)});
       }
@@ -317,32 +383,40 @@ void AuditLog::CommitBatch(std::vector<Pending*> batch, uint64_t base, Hash prev
   }
   Status st;
   if (handoff_ids != nullptr) {
-    for (size_t i = 0; i < rows.size(); ++i) rows[i].handoff_id = (*handoff_ids)[i];
-    st = opts_.handoff->AppendSequenced(rows, tiles);
+    for (size_t i = 0; i < b.rows.size(); ++i) b.rows[i].handoff_id = (*handoff_ids)[i];
+    st = opts_.handoff->AppendSequenced(b.rows, tiles);
   } else {
-    st = store_->AppendBatch(rows, tiles);
+    st = store_->AppendBatch(b.rows, tiles);
   }
   std::lock_guard<std::mutex> l(mu_);
   if (!st.ok()) {
-    hashes_.Truncate(base);
-    for (Pending* p : batch) {
-      p->result = Status::Unavailable("audit log is not durable: " + st.message());
-      p->done = true;
+    hashes_.Truncate(b.base);
+    FailLocked(b.pending, st.message());
+    // Every batch signed after this one chains from entries that were never stored.
+    for (SignedBatch& later : to_store_) {
+      FailLocked(later.pending, "an earlier batch could not be stored");
     }
+    to_store_.clear();
+    ++epoch_;
+    sign_next_ = range_.size();
+    sign_prev_ = last_leaf_;
     return;
   }
-  for (size_t i = 0; i < batch.size(); ++i) {
-    range_.Append(leaves[i]);
-    batch[i]->result = AppendResult{base + i, range_.size(), ""};
-    batch[i]->done = true;
+  for (size_t i = 0; i < b.leaves.size(); ++i) {
+    range_.Append(b.leaves[i]);
+    b.pending[i]->result = AppendResult{b.base + i, range_.size(), ""};
   }
-  last_leaf_ = leaves.back();
+  last_leaf_ = b.leaves.back();
   if (handoff_ids != nullptr) {
-    for (size_t i = 0; i < rows.size(); ++i) sequenced_[rows[i].handoff_id] = rows[i].index;
+    for (size_t i = 0; i < b.rows.size(); ++i) sequenced_[b.rows[i].handoff_id] = b.rows[i].index;
     sequenced_cv_.notify_all();
   }
   const std::string root = Hex(range_.Root());
-  for (Pending* p : batch) p->result->root_hex = root;
+  for (Pending* p : b.pending) {
+    p->result->root_hex = root;
+    p->done = true;
+    p->cv.notify_one();
+  }
 }
 
 uint64_t AuditLog::size() const {

@@ -46,6 +46,12 @@ struct AuditLogOptions {
   std::chrono::milliseconds handoff_wait{30000};
 };
 
+// On a single node, appends are pipelined in two stages: the leader among waiting
+// Append calls takes a batch, has keyd chain and sign it, and hands it to the log's
+// writer thread, which stores it in one fsync'd transaction; meanwhile the leader signs
+// the next batch. An Append returns only after its batch is durable. If a store write
+// fails, that batch and every batch signed after it fail (their chain starts from
+// entries that were never stored), and signing restarts from the last durable entry.
 class AuditLog {
  public:
   // Re-reads the whole log and refuses (Internal, saying where) one that does not check
@@ -89,6 +95,22 @@ class AuditLog {
   AuditLog(store::AuditStore* store, AuditSigner* signer, AuditLogOptions opts)
       : store_(store), signer_(signer), opts_(std::move(opts)) {}
   // `handoff_ids` (cluster sequencer): the queued entries the batch sequences.
+  struct SignedBatch {  // signed, in index order, waiting to be stored
+    std::vector<Pending*> pending;
+    uint64_t base = 0;
+    uint64_t epoch = 0;
+    std::vector<store::AuditRow> rows;
+    std::vector<Hash> leaves;
+  };
+  // Signs a batch (no lock held); returns nullopt after failing its entries.
+  std::optional<SignedBatch> SignBatch(std::vector<Pending*> batch, uint64_t base, Hash prev,
+                                       uint64_t epoch);
+  // Stores a signed batch (no lock held) and completes its entries; on failure also
+  // voids every batch signed after it.
+  void StoreBatch(SignedBatch& b, const std::vector<int64_t>* handoff_ids);
+  void WriterLoop();
+  void FailLocked(const std::vector<Pending*>& batch, const std::string& why);
+  // Sign then store, synchronously (the cluster sequencer).
   void CommitBatch(std::vector<Pending*> batch, uint64_t base, Hash prev,
                    const std::vector<int64_t>* handoff_ids = nullptr);
   // Reads entries [size(), to) from the store, checks them as Open does and adds them to
@@ -104,6 +126,16 @@ class AuditLog {
   mutable std::mutex mu_;
   std::deque<Pending*> queue_;
   bool leader_active_ = false;
+  std::condition_variable leader_cv_;  // wakes the leader: new entries or a stored batch
+  // Single node: the next index and chain link for the next batch to sign. They run
+  // ahead of range_/last_leaf_ (durable state) by the batches in flight.
+  uint64_t sign_next_ = 0;
+  Hash sign_prev_{};
+  uint64_t epoch_ = 0;  // bumped when a store write fails; batches signed before are void
+  std::deque<SignedBatch> to_store_;
+  static constexpr size_t kMaxInFlight = 2;
+  std::condition_variable writer_cv_;
+  std::thread writer_;
   CompactRange range_;
   TreeHashes hashes_;
   Hash last_leaf_{};

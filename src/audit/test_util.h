@@ -3,9 +3,11 @@
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <filesystem>
 #include <memory>
 #include <string>
+#include <thread>
 
 #include "audit/log.h"
 #include "audit/signer.h"
@@ -57,9 +59,17 @@ class FlakyStore : public store::AuditStore {
  public:
   explicit FlakyStore(std::unique_ptr<store::AuditStore> s) : s_(std::move(s)) {}
   std::atomic<bool> fail_appends{false};
+  std::atomic<int> fail_every{0};      // when > 0, every fail_every-th write fails
+  std::atomic<int> write_delay_ms{0};  // a slow disk, so batches queue up behind a write
+  std::atomic<int> writes{0};
   Status AppendBatch(const std::vector<store::AuditRow>& r,
                      const std::vector<store::AuditTileRow>& t) override {
+    const int n = ++writes;
+    if (write_delay_ms > 0) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(write_delay_ms.load()));
+    }
     if (fail_appends) return Status::Unavailable("injected: disk full");
+    if (fail_every > 0 && n % fail_every == 0) return Status::Unavailable("injected: I/O error");
     return s_->AppendBatch(r, t);
   }
   StatusOr<std::vector<store::AuditRow>> ReadEntries(uint64_t a, uint64_t b) override {

@@ -2,6 +2,7 @@
 // mock "bank" that answers only when the right credential is presented.
 #include "cli/demo.h"
 
+#include <fcntl.h>
 #include <signal.h>
 #include <sodium.h>
 #include <sys/stat.h>
@@ -18,6 +19,7 @@
 #include "cli/client.h"
 #include "common/encoding.h"
 #include "common/secret.h"
+#include "policy/signing.h"
 #include "server/https_server.h"
 #include "server/pki.h"
 
@@ -223,7 +225,33 @@ int RunDemo(const DemoOptions& o) {
           {"egress", {{{"host", "mock.toani.test"}, {"port", mock_port}}}},
           {"risk_tier", "low"},
           {"token_ttl_seconds", 300}}}}}};
-  auto applied = client->Call(As::kAdmin, "POST", "/v1/policies", policy);
+  // Policies are signed by a registered policy-admin key: the demo makes one the
+  // first time (DATA/policy-admin.key, 0600) and registers its public half.
+  const std::string key_path = o.data_dir + "/policy-admin.key";
+  SecretBytes admin_key;
+  if (std::ifstream kf(key_path); kf) {
+    std::string text;
+    std::getline(kf, text);
+    admin_key = SecretBytes::Copy(text);
+    SecureWipe(text.data(), text.size());
+  } else {
+    policy::PolicyKeyPair k = policy::GeneratePolicyKey();
+    auto reg = client->Call(As::kAdmin, "POST", "/v1/policy-keys",
+                            {{"public_key", k.public_key}, {"name", "demo policy admin"}});
+    if (!reg.ok() || reg->status != 201)
+      return Failed("register policy key: " + (reg.ok() ? ProblemText(*reg) : reg.status().message()));
+    int fd = ::open(key_path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    const std::string_view text = k.secret.UnsafeView();
+    if (fd < 0 || ::write(fd, text.data(), text.size()) != static_cast<ssize_t>(text.size()) ||
+        ::write(fd, "\n", 1) != 1 || ::close(fd) != 0) {
+      return Failed("cannot write " + key_path);
+    }
+    admin_key = std::move(k.secret);
+    Ok("policy-admin key " + k.key_id.substr(0, 20) + "… registered");
+  }
+  auto signed_policy = policy::SignPolicy(policy, admin_key);
+  if (!signed_policy.ok()) return Failed("sign policy: " + signed_policy.status().message());
+  auto applied = client->Call(As::kAdmin, "POST", "/v1/policies", *signed_policy);
   if (!applied.ok() || applied->status != 201)
     return Failed("apply policy: " +
                   (applied.ok() ? ProblemText(*applied) : applied.status().message()));

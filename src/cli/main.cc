@@ -16,6 +16,7 @@
 #include "cli/client.h"
 #include "cli/demo.h"
 #include "cli/operator_cmd.h"
+#include "cli/policy_cmd.h"
 #include "common/encoding.h"
 #include "common/secret.h"
 #include "server/config.h"
@@ -139,6 +140,14 @@ int main(int argc, char** argv) {
   server->add_option("--resolver-override", resolver_overrides,
                      "PATTERN=IP: egress names matching PATTERN go to IP without the "
                      "global-address check (local test targets only; logged; off by default)");
+  std::string connector_ca, public_url, public_listen;
+  server->add_option("--public-listen", public_listen,
+                     "HOST:PORT of a second listener without client certificates that serves "
+                     "only public routes (health, signed webhook callbacks)");
+  server->add_option("--connector-ca", connector_ca,
+                     "PEM bundle of extra CAs the connectors trust for targets");
+  server->add_option("--public-url", public_url,
+                     "base URL targets call back to (/v1/callbacks/...); default: the listen address");
 
   // toani demo
   auto* demo = app.add_subcommand("demo", "run the end-to-end demo");
@@ -153,18 +162,17 @@ int main(int argc, char** argv) {
   std::string name, type = "api_key", from_file;
   cred_add->add_option("--name", name, "display name")->required();
   cred_add->add_option("--type", type, "api_key | oauth_refresh | password");
+  std::string sensitivity;
+  cred_add->add_option("--sensitivity", sensitivity,
+                       "standard (default) | privileged | personal | kyc_gated");
   cred_add->add_option("--secret-file", from_file,
                        "read the secret from this file (default: stdin)");
   auto* cred_list = cred->add_subcommand("list", "list credentials (never their values)");
 
-  // toani policy apply
-  auto* pol = app.add_subcommand("policy", "manage policies");
+  // toani policy keygen|sign|apply|get|history|diff|simulate|…, toani approval …
+  auto* pol = app.add_subcommand("policy", "manage signed policies");
   pol->require_subcommand(1);
-  auto* pol_apply = pol->add_subcommand("apply", "apply a policy document (JSON)");
-  std::string policy_file;
-  pol_apply->add_option("file", policy_file, "policy JSON file")
-      ->required()
-      ->check(CLI::ExistingFile);
+  auto policy_cmds = toani::cli::AddPolicyCommands(app, pol);
 
   // agent side
   auto* authorize = app.add_subcommand("authorize", "ask for an Action Token (as the dev agent)");
@@ -203,6 +211,7 @@ int main(int argc, char** argv) {
   }
   if (int rc = toani::cli::RunPkiCommand(pki_args, data, g_format == "json"); rc >= 0) return rc;
   if (auto rc = toani::cli::RunAuditCommand(*audit_cmds, data)) return *rc;
+  if (auto rc = toani::cli::RunPolicyCommand(*policy_cmds, data)) return *rc;
 
   if (*server) {
     toani::server::ServerOptions o;
@@ -224,6 +233,9 @@ int main(int argc, char** argv) {
     if (!store_url.empty()) o.store = store_url;
     if (!node_name.empty()) o.node_name = node_name;
     if (!resolver_overrides.empty()) o.resolver_overrides = resolver_overrides;
+    if (!connector_ca.empty()) o.connector_ca = connector_ca;
+    if (!public_url.empty()) o.public_url = public_url;
+    if (!public_listen.empty()) o.public_listen = public_listen;
     if (server_listen->count() > 0 || config_file.empty()) {
       auto st = toani::server::ParseListen(listen, &o.listen_host, &o.port);
       if (!st.ok()) {
@@ -282,22 +294,11 @@ int main(int argc, char** argv) {
     }
     toani::Bytes sealed(plain.size() + crypto_box_SEALBYTES);
     crypto_box_seal(sealed.data(), plain.UnsafeBytes().data(), plain.size(), pk->data());
-    return PrintReply(
-        client->Call(As::kAdmin, "POST", "/v1/credentials",
-                     {{"name", name}, {"type", type}, {"sealed", toani::Base64UrlEncode(sealed)}}),
-        201);
+    json cred_body = {{"name", name}, {"type", type}, {"sealed", toani::Base64UrlEncode(sealed)}};
+    if (!sensitivity.empty()) cred_body["sensitivity"] = sensitivity;
+    return PrintReply(client->Call(As::kAdmin, "POST", "/v1/credentials", cred_body), 201);
   }
   if (*cred_list) return PrintReply(client->Call(As::kAdmin, "GET", "/v1/credentials"), 200);
-  if (*pol_apply) {
-    std::ifstream f(policy_file);
-    std::string text((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
-    auto doc = ParseJsonArg(text, "policy file");
-    if (!doc.ok()) {
-      std::fprintf(stderr, "error: %s\n", doc.status().message().c_str());
-      return 1;
-    }
-    return PrintReply(client->Call(As::kAdmin, "POST", "/v1/policies", *doc), 201);
-  }
   auto params = ParseJsonArg(params_text, "--params");
   if (!params.ok()) {
     std::fprintf(stderr, "error: %s\n", params.status().message().c_str());

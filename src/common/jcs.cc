@@ -54,45 +54,63 @@ bool Utf8ToUtf16(std::string_view s, std::u16string* out) {
   return true;
 }
 
-Status AppendString(std::string_view s, std::string* out) {
-  std::u16string scratch;
-  if (!Utf8ToUtf16(s, &scratch)) return Status::InvalidArgument("jcs: string is not valid UTF-8");
-  static constexpr char kHex[] = "0123456789abcdef";
-  out->push_back('"');
+bool IsAscii(std::string_view s) {
   for (char c : s) {
-    switch (c) {
-      case '"':
-        out->append("\\\"");
-        break;
-      case '\\':
-        out->append("\\\\");
-        break;
-      case '\b':
-        out->append("\\b");
-        break;
-      case '\t':
-        out->append("\\t");
-        break;
-      case '\n':
-        out->append("\\n");
-        break;
-      case '\f':
-        out->append("\\f");
-        break;
-      case '\r':
-        out->append("\\r");
-        break;
-      default:
-        if (static_cast<uint8_t>(c) < 0x20) {
-          const auto u = static_cast<uint8_t>(c);
-          out->append("\\u00");
-          out->push_back(kHex[u >> 4]);
-          out->push_back(kHex[u & 0x0F]);
-        } else {
-          out->push_back(c);
-        }
+    if (static_cast<uint8_t>(c) >= 0x80) return false;
+  }
+  return true;
+}
+
+Status AppendString(std::string_view s, std::string* out) {
+  if (!IsAscii(s)) {  // only non-ASCII text needs the full UTF-8 check
+    std::u16string scratch;
+    if (!Utf8ToUtf16(s, &scratch)) {
+      return Status::InvalidArgument("jcs: string is not valid UTF-8");
     }
   }
+  static constexpr char kHex[] = "0123456789abcdef";
+  out->push_back('"');
+  size_t run = 0;  // start of the pending run of characters copied as they are
+  for (size_t i = 0; i < s.size(); ++i) {
+    const char c = s[i];
+    const char* esc = nullptr;
+    switch (c) {
+      case '"':
+        esc = "\\\"";
+        break;
+      case '\\':
+        esc = "\\\\";
+        break;
+      case '\b':
+        esc = "\\b";
+        break;
+      case '\t':
+        esc = "\\t";
+        break;
+      case '\n':
+        esc = "\\n";
+        break;
+      case '\f':
+        esc = "\\f";
+        break;
+      case '\r':
+        esc = "\\r";
+        break;
+      default:
+        if (static_cast<uint8_t>(c) >= 0x20) continue;
+    }
+    out->append(s.substr(run, i - run));
+    run = i + 1;
+    if (esc != nullptr) {
+      out->append(esc);
+    } else {
+      const auto u = static_cast<uint8_t>(c);
+      out->append("\\u00");
+      out->push_back(kHex[u >> 4]);
+      out->push_back(kHex[u & 0x0F]);
+    }
+  }
+  out->append(s.substr(run));
   out->push_back('"');
   return Status::Ok();
 }
@@ -137,23 +155,29 @@ Status Append(const nlohmann::json& v, int depth, std::string* out) {
     }
     case T::object: {
       // nlohmann's std::map orders keys by UTF-8 bytes; RFC 8785 wants UTF-16 code units
-      // (they differ for U+E000..U+FFFF versus supplementary-plane characters).
+      // (they differ for U+E000..U+FFFF versus supplementary-plane characters). When
+      // every key is ASCII the two orders agree and the map's order is kept as it is.
       struct Member {
-        std::u16string sort_key;
+        std::u16string sort_key;  // filled only when some key is not ASCII
         const std::string* name;
         const nlohmann::json* value;
       };
       std::vector<Member> members;
       members.reserve(v.size());
+      bool all_ascii = true;
       for (auto it = v.begin(); it != v.end(); ++it) {
-        Member m{{}, &it.key(), &it.value()};
-        if (!Utf8ToUtf16(it.key(), &m.sort_key)) {
-          return Status::InvalidArgument("jcs: member name is not valid UTF-8");
-        }
-        members.push_back(std::move(m));
+        members.push_back(Member{{}, &it.key(), &it.value()});
+        all_ascii = all_ascii && IsAscii(it.key());
       }
-      std::sort(members.begin(), members.end(),
-                [](const Member& a, const Member& b) { return a.sort_key < b.sort_key; });
+      if (!all_ascii) {
+        for (auto& m : members) {
+          if (!Utf8ToUtf16(*m.name, &m.sort_key)) {
+            return Status::InvalidArgument("jcs: member name is not valid UTF-8");
+          }
+        }
+        std::sort(members.begin(), members.end(),
+                  [](const Member& a, const Member& b) { return a.sort_key < b.sort_key; });
+      }
       out->push_back('{');
       bool first = true;
       for (const auto& m : members) {

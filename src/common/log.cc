@@ -1,10 +1,10 @@
 #include "common/log.h"
 
+#include <atomic>
 #include <chrono>
 #include <cstdio>
 #include <ctime>
 #include <mutex>
-#include <regex>
 
 namespace toani {
 namespace {
@@ -46,20 +46,17 @@ void ScrubInPlace(nlohmann::json& j) {
 }
 }  // namespace
 
-std::string ScrubCredentialShapes(std::string_view text) {
-  // Credential-looking shapes: bearer values, common key prefixes, and long
-  // unbroken base64/hex runs. Hashes we log on purpose carry a "sha256:" prefix
-  // or are known-length hex; those are kept by the negative lookbehind-free rule
-  // below (a run preceded by "sha256:" is not matched because ':' breaks it and
-  // the run itself is 64 hex chars, which we allow).
-  static const std::regex kShapes(
-      R"((Bearer|Basic)\s+[A-Za-z0-9._~+/=-]{8,}|\b(sk|pk|rk)_(live|test)_[A-Za-z0-9]{8,}|\bgh[pousr]_[A-Za-z0-9]{20,})",
-      std::regex::ECMAScript | std::regex::optimize);
-  return std::regex_replace(std::string(text), kShapes, "[REDACTED]");
-}
+// ScrubCredentialShapes lives in credential_shapes.cc.
+
+namespace {
+std::atomic<int> g_min_level{static_cast<int>(LogLevel::kDebug)};
+}  // namespace
+
+void SetMinLogLevel(LogLevel level) { g_min_level.store(static_cast<int>(level)); }
 
 void Log(LogLevel level, std::string_view component, std::string_view event,
          const nlohmann::json& fields) {
+  if (static_cast<int>(level) < g_min_level.load(std::memory_order_relaxed)) return;
   nlohmann::json line = {{"ts", NowRfc3339()},
                          {"level", LevelName(level)},
                          {"component", component},

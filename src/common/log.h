@@ -14,8 +14,12 @@ enum class LogLevel { kDebug, kInfo, kWarn, kError };
 void Log(LogLevel level, std::string_view component, std::string_view event,
          const nlohmann::json& fields = nlohmann::json::object());
 
-// Replaces substrings that look like credentials (long high-entropy tokens,
-// "Bearer xxx", "sk_live_..."-style keys) with "[REDACTED]".
+// Lines below `level` are dropped from now on (default: everything). Thread-safe.
+void SetMinLogLevel(LogLevel level);
+
+// Replaces substrings that look like credentials with "[REDACTED]": the value after
+// "Bearer"/"Basic"/"Token", JWTs, and well-known API key prefixes (sk_live_, ghp_,
+// AKIA, xoxb-, glpat-, sk-, whsec_, … — docs/connector-protocol.md §5.2). Linear time.
 std::string ScrubCredentialShapes(std::string_view text);
 
 }  // namespace toani

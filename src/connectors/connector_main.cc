@@ -15,8 +15,11 @@
 #include "common/encoding.h"
 #include "common/secret.h"
 #include "common/status.h"
+#include "connectors/browser.h"
+#include "connectors/credential_set.h"
 #include "connectors/http_fetch.h"
 #include "connectors/http_job.h"
+#include "connectors/oauth.h"
 #include "connectors/scrub.h"
 
 namespace toani {
@@ -55,31 +58,55 @@ StatusOr<std::string> ReadLine(size_t max) {
 }
 
 struct Outcome {
+  Outcome() = default;
+  explicit Outcome(Status s) : status(std::move(s)) {}
   Status status;
   HttpResponse response;
+  std::string resealed_credential;   // oauth: rotated refresh token, sealed to keyd
+  json extracted = json::object();   // browser: name -> text
+  json screenshots = json::array();  // browser: [{name, png_base64}]
 };
 
 // Everything between reading the job and having a response; the credential lives only
-// inside this function's scope.
-Outcome RunJob(const SecretBytes& secret_key, const Bytes& public_key, SecretBytes& credential) {
+// in `creds`, which the caller wipes.
+Outcome RunJob(const SecretBytes& secret_key, const Bytes& public_key, CredentialSet& creds) {
   Outcome out;
   StatusOr<std::string> line = ReadLine(kMaxJobLineBytes);
-  if (!line.ok()) return {line.status(), {}};
+  if (!line.ok()) return Outcome(line.status());
   StatusOr<HttpJob> job = ParseHttpJob(*line);
-  if (!job.ok()) return {job.status(), {}};
+  SecureWipe(line->data(), line->size());
+  if (!job.ok()) return Outcome(job.status());
   const Bytes& ct = job->sealed_credential;
-  if (ct.size() <= crypto_box_SEALBYTES) {
-    return {Status::InvalidArgument("sealed_credential too short"), {}};
-  }
-  credential = SecretBytes(ct.size() - crypto_box_SEALBYTES);
-  if (crypto_box_seal_open(credential.UnsafeMutableData(), ct.data(), ct.size(), public_key.data(),
+  if (ct.size() <= crypto_box_SEALBYTES)
+    return Outcome(Status::InvalidArgument("sealed_credential too short"));
+  SecretBytes plain(ct.size() - crypto_box_SEALBYTES);
+  if (crypto_box_seal_open(plain.UnsafeMutableData(), ct.data(), ct.size(), public_key.data(),
                            secret_key.UnsafeBytes().data()) != 0) {
-    credential = SecretBytes();
-    return {Status::InvalidArgument("sealed_credential does not open with this sandbox's key"), {}};
+    return Outcome(
+        Status::InvalidArgument("sealed_credential does not open with this sandbox's key"));
   }
-  if (Status st = ValidateCredentialForHeader(credential); !st.ok()) return {st, {}};
-  StatusOr<HttpResponse> resp = PerformHttp(*job, credential);
-  if (!resp.ok()) return {resp.status(), {}};
+  if (plain.empty() || plain.size() > 65536) {
+    return Outcome(Status::InvalidArgument("credential must be 1..65536 bytes"));
+  }
+  creds = CredentialSet(std::move(plain));
+  if (job->connector == "oauth") {
+    OauthOutcome o = PerformOauth(*job, creds);
+    out.status = o.status;
+    out.response = std::move(o.response);
+    out.resealed_credential = std::move(o.resealed_credential);
+    return out;
+  }
+  if (job->connector == "browser") {
+    BrowserOutcome b = RunBrowser(*job, creds);
+    out.status = b.status;
+    out.response.status = b.status.ok() ? 200 : 0;
+    out.response.content_type = "application/json";
+    out.extracted = std::move(b.extracted);
+    out.screenshots = std::move(b.screenshots);
+    return out;
+  }
+  StatusOr<HttpResponse> resp = PerformHttp(*job, creds);
+  if (!resp.ok()) return Outcome(resp.status());
   out.response = std::move(resp).value();
   return out;
 }
@@ -99,32 +126,49 @@ int Main() {
   }
 
   Bytes public_key(crypto_box_PUBLICKEYBYTES);
-  SecretBytes credential;
+  CredentialSet creds;
   Outcome outcome;
   {
     SecretBytes secret_key(crypto_box_SECRETKEYBYTES);
     crypto_box_keypair(public_key.data(), secret_key.UnsafeMutableData());
     if (!WriteMessage({{"type", "hello"}, {"public_key", Base64UrlEncode(public_key)}})) return 2;
-    outcome = RunJob(secret_key, public_key, credential);
+    outcome = RunJob(secret_key, public_key, creds);
   }  // secret key wiped here
 
+  // Everything below leaves the sandbox: scrubbed against every secret of the run.
+  auto clean = [&](std::string_view s) { return MakeValidUtf8(creds.Scrub(s)); };
   json result = {{"type", "result"}};
+  if (!outcome.resealed_credential.empty()) {
+    result["resealed_credential"] = outcome.resealed_credential;  // ciphertext for keyd only
+  }
   if (outcome.status.ok()) {
     std::string& raw = outcome.response.body;
-    std::string body = MakeValidUtf8(ScrubSecret(raw, credential));
+    std::string body = clean(raw);
     SecureWipe(raw.data(), raw.size());
     uint8_t digest[crypto_hash_sha256_BYTES];
     crypto_hash_sha256(digest, reinterpret_cast<const uint8_t*>(body.data()), body.size());
     result["ok"] = true;
     result["status"] = outcome.response.status;
-    result["content_type"] = MakeValidUtf8(ScrubSecret(outcome.response.content_type, credential));
+    result["content_type"] = clean(outcome.response.content_type);
+    json headers = json::array();
+    for (auto& [name, value] : outcome.response.headers) {
+      headers.push_back({clean(name), clean(value)});
+      SecureWipe(value.data(), value.size());
+    }
+    result["headers"] = std::move(headers);
     result["body"] = std::move(body);
     result["body_sha256"] = HexEncode(digest);
+    result["redirects"] = outcome.response.redirects;
+    if (!outcome.extracted.empty()) {
+      for (auto& [k, v] : outcome.extracted.items()) v = clean(v.get<std::string>());
+      result["extracted"] = std::move(outcome.extracted);
+    }
+    if (!outcome.screenshots.empty()) result["screenshots"] = std::move(outcome.screenshots);
   } else {
     result["ok"] = false;
-    result["error"] = MakeValidUtf8(ScrubSecret(outcome.status.message(), credential));
+    result["error"] = clean(outcome.status.message());
   }
-  credential = SecretBytes();  // wipe before the result leaves
+  creds = CredentialSet();  // wipe before the result leaves
   curl_global_cleanup();
   if (!WriteMessage(result)) return 2;
   return outcome.status.ok() ? 0 : 1;

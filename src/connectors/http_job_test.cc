@@ -27,8 +27,8 @@ TEST(ParseHttpJobTest, AcceptsValidJob) {
   ASSERT_EQ(job->headers.size(), 2u);
   EXPECT_EQ(job->headers[1].first, "X-Empty");
   EXPECT_EQ(job->body, "{}");
-  EXPECT_EQ(job->inject_name, "Authorization");
-  EXPECT_EQ(job->inject_prefix, "Bearer ");
+  EXPECT_EQ(job->inject.name, "Authorization");
+  EXPECT_EQ(job->inject.prefix, "Bearer ");
   EXPECT_EQ(job->sealed_credential.size(), 64u);
   EXPECT_EQ(job->ca_file.value_or(""), "/run/toani/ca.pem");
   EXPECT_EQ(job->max_response_bytes, 1024u);
@@ -58,8 +58,15 @@ TEST_P(ParseHttpJobRejects, Field) {
 
 INSTANTIATE_TEST_SUITE_P(
     All, ParseHttpJobRejects,
-    ::testing::Values(BadCase{"type", "/type", "hello"},
-                      BadCase{"connector", "/connector", "browser"},
+    ::testing::Values(BadCase{"type", "/type", "hello"}, BadCase{"connector", "/connector", "ftp"},
+                      BadCase{"browser_without_steps", "/connector", "browser"},
+                      BadCase{"form_without_form", "/connector", "form"},
+                      BadCase{"oauth_without_oauth", "/connector", "oauth"},
+                      BadCase{"redirects_too_many", "/redirects", json{{"max", 11}}},
+                      BadCase{"redirects_without_allow", "/redirects", json{{"max", 2}}},
+                      BadCase{"query_name", "/inject", json{{"kind", "query"}, {"name", "a&b"}}},
+                      BadCase{"basic_colon", "/inject",
+                              json{{"kind", "basic"}, {"username", "a:b"}}},
                       BadCase{"no_request", "/request", nullptr},
                       BadCase{"method", "/request/method", "TRACE"},
                       BadCase{"method_lower", "/request/method", "get"},
@@ -73,7 +80,7 @@ INSTANTIATE_TEST_SUITE_P(
                       BadCase{"inject_dup", "/request/headers/0/0", "authorization"},
                       BadCase{"te_header", "/request/headers/0/0", "Transfer-Encoding"},
                       BadCase{"header_shape", "/request/headers/0", json::array({"a"})},
-                      BadCase{"inject_kind", "/inject/kind", "query"},
+                      BadCase{"inject_kind", "/inject/kind", "cookie"},
                       BadCase{"inject_prefix_crlf", "/inject/prefix", "Bearer\r\n"},
                       BadCase{"sealed_padding", "/sealed_credential", "AAAA=="},
                       BadCase{"sealed_std_b64", "/sealed_credential", "AA+/"},

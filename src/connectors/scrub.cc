@@ -128,6 +128,147 @@ void AddShiftedBase64(Needles& needles, std::span<const uint8_t> secret) {
   }
 }
 
+int HexVal(char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  return -1;
+}
+
+// UTF-8 bytes of code point `cp` into out; returns the length (0 if invalid).
+size_t Utf8(uint32_t cp, uint8_t out[4]) {
+  if (cp < 0x80) {
+    out[0] = static_cast<uint8_t>(cp);
+    return 1;
+  }
+  if (cp < 0x800) {
+    out[0] = static_cast<uint8_t>(0xC0 | (cp >> 6));
+    out[1] = static_cast<uint8_t>(0x80 | (cp & 0x3F));
+    return 2;
+  }
+  if (cp < 0x10000) {
+    if (cp >= 0xD800 && cp <= 0xDFFF) return 0;
+    out[0] = static_cast<uint8_t>(0xE0 | (cp >> 12));
+    out[1] = static_cast<uint8_t>(0x80 | ((cp >> 6) & 0x3F));
+    out[2] = static_cast<uint8_t>(0x80 | (cp & 0x3F));
+    return 3;
+  }
+  if (cp > 0x10FFFF) return 0;
+  out[0] = static_cast<uint8_t>(0xF0 | (cp >> 18));
+  out[1] = static_cast<uint8_t>(0x80 | ((cp >> 12) & 0x3F));
+  out[2] = static_cast<uint8_t>(0x80 | ((cp >> 6) & 0x3F));
+  out[3] = static_cast<uint8_t>(0x80 | (cp & 0x3F));
+  return 4;
+}
+
+// Reads 4 hex digits at text[q..q+4).
+bool Hex4(std::string_view t, size_t q, uint32_t& v) {
+  if (q + 4 > t.size()) return false;
+  v = 0;
+  for (size_t i = 0; i < 4; ++i) {
+    const int h = HexVal(t[q + i]);
+    if (h < 0) return false;
+    v = (v << 4) | static_cast<uint32_t>(h);
+  }
+  return true;
+}
+
+// One step of a decoding match: the text at q, read as a literal byte, a %XX escape,
+// '+' for a space, a JSON backslash escape (incl. \uXXXX and surrogate pairs) or an
+// HTML character reference, must equal the secret's next byte(s) from k. Advances q, k.
+bool DecodeStep(std::string_view t, size_t& q, std::span<const uint8_t> s, size_t& k) {
+  const auto c = static_cast<uint8_t>(t[q]);
+  // An escape is tried before the literal byte: "&amp;" must decode to "&", not match
+  // a literal "&" and then fail on "amp;".
+  auto literal = [&] {
+    if (c != s[k]) return false;
+    ++q;
+    ++k;
+    return true;
+  };
+  uint8_t buf[4];
+  size_t len = 0, used = 0;
+  if (c == '+' && s[k] == ' ') {
+    buf[0] = ' ';
+    len = used = 1;
+  } else if (c == '%' && q + 2 < t.size() && HexVal(t[q + 1]) >= 0 && HexVal(t[q + 2]) >= 0) {
+    buf[0] = static_cast<uint8_t>(HexVal(t[q + 1]) * 16 + HexVal(t[q + 2]));
+    len = 1;
+    used = 3;
+  } else if (c == '\\' && q + 1 < t.size()) {
+    const char e = t[q + 1];
+    static constexpr std::string_view kFrom = "\"\\/nrtbf", kTo = "\"\\/\n\r\t\b\f";
+    if (size_t i = kFrom.find(e); i != std::string_view::npos) {
+      buf[0] = static_cast<uint8_t>(kTo[i]);
+      len = 1;
+      used = 2;
+    } else if (e == 'u') {
+      uint32_t v = 0, lo = 0;
+      if (!Hex4(t, q + 2, v)) return literal();
+      used = 6;
+      if (v >= 0xD800 && v <= 0xDBFF && q + 12 <= t.size() && t[q + 6] == '\\' && t[q + 7] == 'u' &&
+          Hex4(t, q + 8, lo) && lo >= 0xDC00 && lo <= 0xDFFF) {
+        v = 0x10000 + ((v - 0xD800) << 10) + (lo - 0xDC00);
+        used = 12;
+      }
+      len = Utf8(v, buf);
+    }
+  } else if (c == '&') {
+    const size_t semi = t.substr(q, 12).find(';');
+    if (semi == std::string_view::npos) return literal();
+    const std::string_view ent = t.substr(q + 1, semi - 1);
+    uint32_t v = 0;
+    if (ent == "amp")
+      v = '&';
+    else if (ent == "lt")
+      v = '<';
+    else if (ent == "gt")
+      v = '>';
+    else if (ent == "quot")
+      v = '"';
+    else if (ent == "apos")
+      v = '\'';
+    else if (ent.size() >= 2 && ent[0] == '#') {
+      const bool hex = ent[1] == 'x' || ent[1] == 'X';
+      for (char d : ent.substr(hex ? 2 : 1)) {
+        const int h = hex ? HexVal(d) : (d >= '0' && d <= '9' ? d - '0' : -1);
+        if (h < 0 || v > 0x10FFFF) return literal();
+        v = v * (hex ? 16 : 10) + static_cast<uint32_t>(h);
+      }
+    }
+    if (v == 0) return literal();
+    len = Utf8(v, buf);
+    used = semi + 1;
+  }
+  if (len == 0 || k + len > s.size()) return literal();
+  for (size_t i = 0; i < len; ++i) {
+    if (buf[i] != s[k + i]) return literal();
+  }
+  q += used;
+  k += len;
+  return true;
+}
+
+// Marks every span of `text` that decodes (percent, form, JSON or HTML escapes, mixed
+// freely) to exactly the secret.
+void MarkDecodedMatches(std::string_view text, std::span<const uint8_t> secret,
+                        std::vector<bool>& covered) {
+  if (secret.size() < 4) return;  // tiny secrets: exact forms only
+  for (size_t p = 0; p < text.size(); ++p) {
+    const char c = text[p];
+    if (static_cast<uint8_t>(c) != secret[0] && c != '%' && c != '\\' && c != '&' && c != '+') {
+      continue;
+    }
+    size_t q = p, k = 0;
+    while (k < secret.size() && q < text.size() && DecodeStep(text, q, secret, k)) {
+    }
+    if (k == secret.size()) {
+      std::fill(covered.begin() + static_cast<std::ptrdiff_t>(p),
+                covered.begin() + static_cast<std::ptrdiff_t>(q), true);
+    }
+  }
+}
+
 }  // namespace
 
 std::string ScrubSecret(std::string_view text, const SecretBytes& secret) {
@@ -151,7 +292,9 @@ std::string ScrubSecret(std::string_view text, const SecretBytes& secret) {
   std::string hex = HexEncode(raw);
   needles.Add(ToUpper(hex));
   needles.Add(std::move(hex));
-  needles.Add(JsonEscape(raw));
+  std::string json1 = JsonEscape(raw);
+  needles.Add(JsonEscape(AsBytes(json1)));  // escaped twice (JSON inside a JSON string)
+  needles.Add(std::move(json1));
 
   // Mark every byte covered by any occurrence, then emit runs of marked bytes as one
   // marker. This handles overlapping needles without caring about their order.
@@ -163,6 +306,7 @@ std::string ScrubSecret(std::string_view text, const SecretBytes& secret) {
                 covered.begin() + static_cast<std::ptrdiff_t>(pos + needle.size()), true);
     }
   }
+  MarkDecodedMatches(text, raw, covered);
   std::string out;
   out.reserve(text.size());
   for (size_t i = 0; i < text.size();) {

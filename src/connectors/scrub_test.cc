@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include "common/encoding.h"
+#include "common/log.h"
 
 namespace toani {
 namespace {
@@ -74,6 +75,50 @@ TEST(ScrubSecretTest, BinarySecret) {
   EXPECT_EQ(ScrubSecret("x" + Base64Encode(bytes) + "y", s), "x[REDACTED]y");
   EXPECT_EQ(ScrubSecret("x\\u0000\\u00ff", s), "x\\u0000\\u00ff");
   EXPECT_EQ(ScrubSecret("x%00%FF%10%80%7F%0A%22%5Cy", s), "x[REDACTED]y");
+}
+
+TEST(ScrubSecretTest, DecodesMixedEscapesOfAnyLibrary) {
+  const std::string raw = "p@ss w/rd+?&=\"x\"~\xC3\xBCn";  // "...~ün"
+  const SecretBytes s = SecretBytes::Copy(std::string_view(raw));
+  for (const std::string& form : {
+           // encodeURIComponent keeps ~; URLSearchParams encodes ~ and uses '+'; Python
+           // quote keeps '/'; mixed case hex; one JSON escaping with \u for non-ASCII;
+           // HTML entities (named, decimal, hex); JSON escaping twice.
+           std::string("p%40ss%20w%2Frd%2B%3F%26%3D%22x%22~%C3%BCn"),
+           std::string("p%40ss+w%2Frd%2B%3F%26%3D%22x%22%7E%C3%BCn"),
+           std::string("p%40ss%20w/rd%2B%3F%26%3D%22x%22~%c3%bcn"),
+           std::string("p@ss w\\/rd+?&=\\\"x\\\"~\\u00fcn"),
+           std::string("p@ss w/rd+?&amp;=&quot;x&#34;~&#xfc;n"),
+           std::string("p@ss w/rd+?&=\\\\\\\"x\\\\\\\"~\xC3\xBCn"),
+       }) {
+    EXPECT_EQ(ScrubSecret("<" + form + ">", s), "<[REDACTED]>") << form;
+  }
+  // Near misses stay.
+  EXPECT_EQ(ScrubSecret("p%40ss%20w%2Frd", s), "p%40ss%20w%2Frd");
+}
+
+TEST(CredentialShapesTest, JwtsKeyPrefixesAndAuthSchemes) {
+  EXPECT_EQ(
+      ScrubCredentialShapes("t=eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjMifQ.c2lnbmF0dXJlX2hlcmU x"),
+      "t=[REDACTED] x");
+  EXPECT_EQ(ScrubCredentialShapes("Authorization: Bearer abcdefgh12345678"),
+            "Authorization: Bearer [REDACTED]");
+  EXPECT_EQ(ScrubCredentialShapes("basic   dXNlcjpwYXNzd29yZA=="), "basic   [REDACTED]");
+  for (const char* key :
+       {"sk_live_4eC39HqLyjWDarjtT1zdp7dc", "ghp_16C7e42F292c6912E7710c838347Ae178B4a",
+        "AKIAIOSFODNN7EXAMPLE", "xoxb-123456789012-abcdefghij", "glpat-abcdefghij0123456789",
+        "sk-ant-api03-abcdefghijklmnopqrstuv", "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
+        "AIzaSyA-abcdefghijklmnopqrstuvwxyz01234"}) {
+    EXPECT_EQ(ScrubCredentialShapes(std::string("k=") + key + ";"), "k=[REDACTED];") << key;
+  }
+  // Ordinary text and hashes stay.
+  for (const char* ok : {"the bearer of good news", "sha256:9f86d081884c7d659a2feaa0c55ad015",
+                         "eyJ alone", "skate-park", "a.b.c", "Token expired"}) {
+    EXPECT_EQ(ScrubCredentialShapes(ok), ok);
+  }
+  // Linear: a 4 MiB run does not blow the stack (std::regex did).
+  std::string big = "Bearer " + std::string(4 << 20, 'A');
+  EXPECT_EQ(ScrubCredentialShapes(big), "Bearer [REDACTED]");
 }
 
 TEST(MakeValidUtf8Test, KeepsValidAndReplacesInvalid) {

@@ -3,6 +3,7 @@
 
 #include "common/encoding.h"
 #include "common/jcs.h"
+#include "common/standard_webhooks.h"
 #include "crypto/aead.h"
 #include "crypto/kdf.h"
 #include "crypto/paseto.h"
@@ -265,6 +266,34 @@ StatusOr<json> KeyService::ReleaseCredential(const json& req) {
   Bytes sealed(plain.size() + crypto_box_SEALBYTES);
   crypto_box_seal(sealed.data(), plain.UnsafeBytes().data(), plain.size(), rpk->data());
   return json{{"sealed", Base64UrlEncode(sealed)}};
+}
+
+}  // namespace toani::keyd
+
+namespace toani::keyd {
+
+// Checks a Standard Webhooks callback (docs/formats.md §8) against a stored whsec_
+// credential: the secret never leaves keyd. Uses keyd's own clock for freshness.
+StatusOr<json> KeyService::VerifyWebhookOp(const json& req) {
+  TOANI_ASSIGN_OR_RETURN(std::string tenant, ReqStr(req, "tenant", 128));
+  TOANI_ASSIGN_OR_RETURN(std::string cred_id, ReqStr(req, "credential_id", 128));
+  TOANI_ASSIGN_OR_RETURN(int64_t version, ReqInt(req, "version"));
+  TOANI_ASSIGN_OR_RETURN(std::string blob, ReqStr(req, "blob", 128 * 1024));
+  if (!req.contains("body") || !req["body"].is_string()) {
+    return Status::InvalidArgument("missing string field 'body'");
+  }
+  auto str = [&](const char* k) {
+    return req.contains(k) && req[k].is_string() ? req[k].get<std::string>() : std::string();
+  };
+  const std::string id = str("webhook_id"), ts = str("webhook_timestamp"),
+                    sig = str("webhook_signature");
+  TOANI_ASSIGN_OR_RETURN(SecretBytes plain, OpenBlob(tenant, cred_id, version, blob));
+  auto key = ParseWebhookSecret(plain.UnsafeView());
+  if (!key.ok()) return Status::FailedPrecondition("credential is not a whsec_ webhook secret");
+  const int64_t now = UnixSeconds(opts_.clock());
+  TOANI_RETURN_IF_ERROR(
+      VerifyWebhook(*key, {id, ts, sig}, req["body"].get_ref<const std::string&>(), now));
+  return json{{"ok", true}};
 }
 
 }  // namespace toani::keyd

@@ -40,6 +40,7 @@ const KeyService::OpEntry KeyService::kOps[] = {
     {"token.mint", &KeyService::MintToken, true},
     {"token.verify", &KeyService::VerifyTokenOp, true},
     {"credential.release", &KeyService::ReleaseCredential, true},
+    {"webhook.verify", &KeyService::VerifyWebhookOp, true},
     {"audit.public_key", &KeyService::AuditOp, true},
     {"audit.sign_entries", &KeyService::AuditOp, true},
     {"audit.sign_checkpoint", &KeyService::AuditOp, true},

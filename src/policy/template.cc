@@ -172,6 +172,23 @@ StatusOr<RenderedRequest> Render(const json& t, const json* params) {
       r.headers.emplace_back(it.key(), v);
     }
   }
+  if (t.contains("form")) {
+    // application/x-www-form-urlencoded: every name and value percent-encoded, so a
+    // value cannot add a field ('&', '=') or change the encoding ('+', '%').
+    if (t.contains("body")) return Status::InvalidArgument("request: use either body or form");
+    if (!t["form"].is_object()) return Status::InvalidArgument("request.form must be an object");
+    std::string form;
+    for (auto it = t["form"].begin(); it != t["form"].end(); ++it) {
+      if (!it.value().is_string())
+        return Status::InvalidArgument("request.form values must be strings");
+      TOANI_ASSIGN_OR_RETURN(std::string v,
+                             Substitute(it.value().get<std::string>(), params, EncodeQueryValue));
+      if (params == nullptr) continue;
+      form += (form.empty() ? "" : "&") + PercentEncode(it.key()) + "=" + v;
+    }
+    r.body = form;
+    r.headers.emplace_back("Content-Type", "application/x-www-form-urlencoded");
+  }
   if (t.contains("body")) {
     // JSON body: a string that is exactly "{{name}}" becomes the typed value;
     // other strings get text substitution. Serialising the result cannot break

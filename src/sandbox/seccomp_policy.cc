@@ -226,7 +226,8 @@ SyscallPolicyBuilder MakeSandboxPolicy(SeccompProfile profile) {
       .Allow("sendmsg", "socket I/O")
       .Allow("recvmsg", "socket I/O")
       .Allow("shutdown", "half-closing a connection");
-  if (profile == SeccompProfile::kConnectorWithSubprocesses) {
+  if (profile == SeccompProfile::kConnectorWithSubprocesses ||
+      profile == SeccompProfile::kBrowser) {
     b.AllowIf("clone", {R{0, kNamespaceFlags, 0}}, "new processes, still without namespaces")
         .Allow("fork", "new processes (bounded by the pids cgroup and RLIMIT_NPROC)")
         .Allow("vfork", "posix_spawn")
@@ -235,6 +236,66 @@ SyscallPolicyBuilder MakeSandboxPolicy(SeccompProfile profile) {
         .Allow("setpgid", "process groups for helpers")
         .Allow("setsid", "sessions for helpers")
         .Allow("pause", "helpers that wait for a signal");
+  }
+  if (profile == SeccompProfile::kBrowser) {
+    // Sockets: the network namespace has only the sandbox's loopback, so an IP socket
+    // reaches nothing but the connector's SOCKS relay (which forwards to the egress
+    // proxy). Netlink, packet and raw sockets stay refused.
+    for (const int family : {AF_INET, AF_INET6}) {
+      b.AllowIf("socket", {R{0, kInt, static_cast<uint64_t>(family)}},
+                "Chromium's and the relay's loopback sockets (empty network namespace)");
+    }
+    b.Allow("bind", "the connector's loopback SOCKS relay")
+        .Allow("listen", "the same")
+        .Allow("accept", "the same")
+        .Allow("accept4", "the same")
+        .Allow("sendmmsg", "Chromium's socket I/O")
+        .Allow("recvmmsg", "the same")
+        .Allow("memfd_create", "Chromium's shared memory between its processes")
+        .Allow("ftruncate", "sizing shared memory and profile files")
+        .Allow("fallocate", "the same")
+        .Allow("pwrite64", "profile databases under /tmp")
+        .Allow("fsync", "the same")
+        .Allow("fdatasync", "the same")
+        .Allow("flock", "profile lock")
+        .Allow("mkdir", "the profile directory under /tmp")
+        .Allow("mkdirat", "the same")
+        .Allow("rename", "atomic profile writes")
+        .Allow("renameat", "the same")
+        .Allow("renameat2", "the same")
+        .Allow("symlink", "the profile's SingletonLock")
+        .Allow("symlinkat", "the same")
+        .Allow("link", "the same")
+        .Allow("creat", "profile files")
+        .Allow("fchmod", "profile files")
+        .Allow("fchown", "profile files (own uid only; no capabilities)")
+        .Allow("chdir", "Chromium's processes change directory")
+        .Allow("fadvise64", "file read-ahead hints")
+        .Allow("inotify_init", "Chromium watches a few files")
+        .Allow("inotify_init1", "the same")
+        .Allow("inotify_add_watch", "the same")
+        .Allow("inotify_rm_watch", "the same")
+        .Allow("pkey_alloc", "V8's memory protection keys")
+        .Allow("pkey_free", "the same")
+        .Allow("pkey_mprotect", "the same")
+        .Allow("mincore", "V8 and PartitionAlloc probe pages")
+        .Allow("membarrier", "V8")
+        .Allow("getpriority", "thread priorities")
+        .Allow("setpriority", "lowering its own threads' priority (raising needs a capability)")
+        .Allow("sched_getscheduler", "thread priorities")
+        .Allow("sched_getparam", "the same")
+        .Allow("sched_getattr", "the same")
+        .Allow("timerfd_create", "event loop timers")
+        .Allow("timerfd_settime", "the same")
+        .Allow("restart_syscall", "interrupted sleeps")
+        .Allow("getpgid", "process groups")
+        .Allow("getsid", "the same")
+        .AllowIf("prctl", {R{0, kInt, 0x53564d41}}, "PR_SET_VMA: naming anonymous mappings")
+        .AllowIf("prctl", {R{0, kInt, PR_CAPBSET_READ}}, "reading the (empty) capability set")
+        .AllowIf("prctl", {R{0, kInt, PR_SET_NO_NEW_PRIVS}}, "already set; setting it again")
+        .AllowIf("prctl", {R{0, kInt, PR_GET_NO_NEW_PRIVS}}, "reading it")
+        .AllowIf("prctl", {R{0, kInt, PR_SET_PDEATHSIG}}, "children die with the browser")
+        .AllowIf("prctl", {R{0, kInt, PR_SET_TIMERSLACK}}, "timer slack of its threads");
   }
   // Everything not named above — ptrace, mount, umount2, pivot_root, chroot, unshare,
   // setns, bpf, io_uring_*, userfaultfd, keyctl, add_key, perf_event_open, kexec_*,

@@ -29,6 +29,13 @@ enum class SeccompProfile {
   // a helper such as a headless browser). Process counts are then bounded by the pids
   // cgroup and RLIMIT_NPROC.
   kConnectorWithSubprocesses,
+  // kConnectorWithSubprocesses plus what Debian's Chromium (headless, --no-sandbox, no
+  // zygote) needs: IP sockets (the sandbox's network namespace holds only its own
+  // loopback: Chromium talks to the connector's SOCKS relay there), memfd shared memory,
+  // inotify, memory protection keys, profile files under /tmp. Still no ptrace, mount,
+  // namespaces, bpf, io_uring, keyctl, userfaultfd, perf or setuid
+  // (docs/connector-protocol.md §6.4).
+  kBrowser,
 };
 
 // One comparison on a syscall argument: (arg[index] & mask) == value.

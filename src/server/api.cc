@@ -89,6 +89,7 @@ Api::Api(ApiDeps deps) : d_(std::move(deps)) {
   RegisterKeyRoutes(table_, d_.keyd);
   RegisterAuditRoutes(table_, d_);
   RegisterCoreRoutes();
+  if (d_.policy != nullptr) d_.policy->Register(table_);  // policy plane (issue 5)
   RegisterMcpRoutes(table_, d_, d_.mcp_allowed_origins);
   // Routes of further planes register here: RegisterXRoutes(table_, d_);
   if (d_.keyd != nullptr) table_.set_sealed_probe([k = d_.keyd] { return k->Sealed(); });
@@ -110,7 +111,9 @@ void Api::RegisterCoreRoutes() {
                                  {"properties",
                                   {{"name", {{"type", "string"}, {"maxLength", 128}}},
                                    {"type", {{"type", "string"}, {"maxLength", 64}}},
-                                   {"sealed", {{"type", "string"}}}}}},
+                                   {"sealed", {{"type", "string"}}},
+                                   {"sensitivity",
+                                    {{"enum", {"standard", "privileged", "personal", "kyc_gated"}}}}}}},
               .success_status = 201,
               .handler = [this](const RouteContext& c) { return AddCredential(*c.caller, c.body); }});
   table_.Add({.method = "GET",
@@ -118,23 +121,6 @@ void Api::RegisterCoreRoutes() {
               .roles = {Role::kCredentialAdmin},
               .summary = "List the tenant's credentials (metadata only, never values)",
               .handler = [this](const RouteContext& c) { return ListCredentials(*c.caller); }});
-  table_.Add({.method = "POST",
-              .path = "/v1/policies",
-              .roles = {Role::kPolicyAdmin},
-              .json_body = true,
-              .summary = "Apply a policy document (docs/policy.md)",
-              .success_status = 201,
-              .handler = [this](const RouteContext& c) { return ApplyPolicy(*c.caller, c.body); }});
-  table_.Add({.method = "POST",
-              .path = "/v1/authorize",
-              .roles = {Role::kAgent},
-              .json_body = true,
-              .summary = "Ask for a single-use Action Token for an action and its parameters",
-              .request_schema = {{"type", "object"},
-                                 {"required", {"action", "params"}},
-                                 {"properties",
-                                  {{"action", {{"type", "string"}}}, {"params", named_object}}}},
-              .handler = [this](const RouteContext& c) { return Authorize(*c.caller, c.body); }});
   table_.Add({.method = "POST",
               .path = "/v1/executions",
               .roles = {Role::kAgent},
@@ -158,6 +144,43 @@ void Api::RegisterCoreRoutes() {
               .query = {{{"name", "from"}, {"schema", {{"type", "integer"}, {"minimum", 0}}}},
                         {{"name", "to"}, {"schema", {{"type", "integer"}, {"minimum", 0}}}}},
               .handler = [this](const RouteContext& c) { return AuditEntries(*c.caller, c.req); }});
+  table_.Add({.method = "GET",
+              .path = "/v1/executions/{execution_id}",
+              .roles = {Role::kAgent},
+              .summary = "An execution started by the caller (webhook executions: pending, "
+                         "succeeded, failed or expired)",
+              .handler = [this](const RouteContext& c) {
+                auto r = d_.executor->GetExecution(*c.caller, c.path_params.at("execution_id"));
+                if (!r.ok()) return ProblemFromStatus(r.status());
+                return JsonResponse(200, *r);
+              }});
+  table_.Add({.method = "POST",
+              .path = "/v1/callbacks/{execution_id}",
+              .access = Access::kPublic,
+              .tenancy = Tenancy::kGlobal,
+              .summary = "Standard Webhooks callback finishing a pending execution "
+                         "(authenticated by its signature, checked in keyd)",
+              .success_status = 204,
+              .handler = [this](const RouteContext& c) {
+                return Callback(c.req, c.path_params.at("execution_id"));
+              }});
+}
+
+HttpResponse Api::Callback(const HttpRequest& req, const std::string& id) {
+  if (id.size() != 28 || id.rfind("exe_", 0) != 0 ||
+      id.find_first_not_of("0123456789abcdef", 4) != std::string::npos) {
+    return ProblemFromStatus(Status::NotFound("no such callback"));
+  }
+  if (req.body.size() > 64 * 1024) {
+    return ProblemFromStatus(Status::PayloadTooLarge("callback body exceeds 64 KiB"));
+  }
+  WebhookHeadersIn h{req.Header("webhook-id"), req.Header("webhook-timestamp"),
+                     req.Header("webhook-signature")};
+  Status st = d_.executor->HandleCallback(id, h, req.body);
+  if (!st.ok()) return ProblemFromStatus(st);
+  HttpResponse r;
+  r.status = 204;
+  return r;
 }
 
 HttpResponse Api::AddCredential(const Caller& c, const json& body) {
@@ -169,6 +192,15 @@ HttpResponse Api::AddCredential(const Caller& c, const json& body) {
   if (!type.ok()) return ProblemFromStatus(type.status());
   auto sealed = RequiredString(body, "sealed", 64 * 1024);
   if (!sealed.ok()) return ProblemFromStatus(sealed.status());
+  std::string sensitivity = "standard";
+  if (body.contains("sensitivity")) {
+    if (!body["sensitivity"].is_string() ||
+        !policy::ParseSensitivity(body["sensitivity"].get<std::string>()).ok()) {
+      return ProblemFromStatus(Status::InvalidArgument(
+          "sensitivity must be standard, privileged, personal or kyc_gated"));
+    }
+    sensitivity = body["sensitivity"];
+  }
   if (body.contains("secret") || body.contains("plaintext") || body.contains("value")) {
     return ProblemFromStatus(
         Status::InvalidArgument("plaintext credentials are refused: seal the value to keyd's "
@@ -190,18 +222,21 @@ HttpResponse Api::AddCredential(const Caller& c, const json& body) {
                               1,
                               (*imported)["blob"],
                               (*imported)["fingerprint"],
-                              FormatRfc3339(d_.clock())};
+                              FormatRfc3339(d_.clock()),
+                              sensitivity};
   Status st = d_.store->AddCredential(rec);
   if (!st.ok()) return ProblemFromStatus(st);
   auto a = d_.audit->Append({{"type", "credential.added"},
                              {"tenant", c.tenant},
                              {"actor", c.spiffe_id},
                              {"credential_id", id},
+                             {"sensitivity", sensitivity},
                              {"tee", Tee(d_.keyd_status)}});
   if (!a.ok()) return ProblemFromStatus(a.status());
   return JsonResponse(201, {{"id", id},
                             {"name", rec.name},
                             {"type", rec.type},
+                            {"sensitivity", rec.sensitivity},
                             {"version", rec.version},
                             {"fingerprint", rec.fingerprint},
                             {"created_at", rec.created_at}});
@@ -217,114 +252,12 @@ HttpResponse Api::ListCredentials(const Caller& c) {
     out.push_back({{"id", r.id},
                    {"name", r.name},
                    {"type", r.type},
+                   {"sensitivity", r.sensitivity},
                    {"version", r.version},
                    {"fingerprint", r.fingerprint},
                    {"created_at", r.created_at}});
   }
   return JsonResponse(200, {{"credentials", out}});
-}
-
-HttpResponse Api::ApplyPolicy(const Caller& c, const json& body) {
-  if (!c.Has(Role::kPolicyAdmin))
-    return ProblemFromStatus(Status::PermissionDenied("policy-admin role required"));
-  auto pol = policy::ParsePolicy(body);
-  if (!pol.ok()) return ProblemFromStatus(pol.status());
-  for (const auto& [name, a] : pol->actions) {
-    auto cred = d_.store->GetCredential(c.tenant, a.credential_id);
-    if (!cred.ok()) {
-      return ProblemFromStatus(
-          Status::InvalidArgument("actions." + name + ".credential: " + cred.status().message()));
-    }
-  }
-  store::PolicyRecord rec{c.tenant, pol->policy_id, pol->version, body.dump(),
-                          FormatRfc3339(d_.clock())};
-  Status st = d_.store->PutPolicy(rec);
-  if (!st.ok()) return ProblemFromStatus(st);
-  auto a = d_.audit->Append({{"type", "policy.applied"},
-                             {"tenant", c.tenant},
-                             {"actor", c.spiffe_id},
-                             {"policy_id", pol->policy_id},
-                             {"policy_version", pol->version},
-                             {"policy_hash", "sha256:" + crypto::Sha256Hex(CanonicalizeJson(body))},
-                             {"tee", Tee(d_.keyd_status)}});
-  if (!a.ok()) return ProblemFromStatus(a.status());
-  return JsonResponse(
-      201,
-      {{"policy_id", pol->policy_id}, {"version", pol->version}, {"actions", pol->actions.size()}});
-}
-
-HttpResponse Api::Authorize(const Caller& c, const json& body) {
-  if (!c.Has(Role::kAgent))
-    return ProblemFromStatus(Status::PermissionDenied("only agents authorize actions"));
-  auto action = RequiredString(body, "action", 128);
-  if (!action.ok()) return ProblemFromStatus(action.status());
-  if (!body.contains("params"))
-    return ProblemFromStatus(Status::InvalidArgument("missing field 'params'"));
-  const json& params = body["params"];
-  if (!params.is_object())
-    return ProblemFromStatus(Status::InvalidArgument("field 'params' must be a JSON object"));
-  auto recs = d_.store->LatestPolicies(c.tenant);
-  if (!recs.ok()) return ProblemFromStatus(recs.status());
-  std::vector<policy::Policy> policies;
-  bool known = false;
-  for (const auto& r : *recs) {
-    auto p = policy::ParsePolicy(json::parse(r.document, nullptr, false));
-    if (!p.ok()) continue;  // stored documents were validated when applied
-    known = known || p->actions.count(*action) > 0;
-    policies.push_back(std::move(p).value());
-  }
-  const std::string params_hash = policy::ParamsHash(params);
-  policy::Decision d = policy::Evaluate(policies, c.name, *action, params);
-  if (!d.allowed) {
-    // Denials are audited (an agent probing for actions is worth seeing) but
-    // change nothing else.
-    auto a = d_.audit->Append({{"type", "action.denied"},
-                               {"tenant", c.tenant},
-                               {"actor", c.spiffe_id},
-                               {"action", *action},
-                               {"params_hash", params_hash},
-                               {"reason", d.reason},
-                               {"tee", Tee(d_.keyd_status)}});
-    if (!a.ok()) return ProblemFromStatus(a.status());
-    if (!known)
-      return ProblemFromStatus(
-          Status::NotFound("unknown action '" + *action + "': no policy defines it"));
-    return ProblemFromStatus(Status::PermissionDenied(d.reason));
-  }
-  const policy::ActionSpec& a = *d.action;
-  json claims = {{"policy_id", d.policy->policy_id},
-                 {"policy_version", d.policy->version},
-                 {"action", a.name},
-                 {"params_hash", params_hash},
-                 {"risk_tier", a.risk_tier},
-                 {"hitl", {{"confirmed", false}, {"approvers", json::array()}, {"proof", nullptr}}},
-                 {"cred", {a.credential_id}}};
-  auto minted = d_.keyd->Call({{"op", "token.mint"},
-                               {"tenant", c.tenant},
-                               {"agent", c.name},
-                               {"user", "-"},
-                               {"ttl_seconds", a.token_ttl_seconds},
-                               {"claims", claims}});
-  if (!minted.ok()) return ProblemFromStatus(minted.status());
-  // The token is handed out only once its authorization is durable in the log.
-  auto entry = d_.audit->Append({{"type", "action.authorized"},
-                                 {"tenant", c.tenant},
-                                 {"actor", c.spiffe_id},
-                                 {"action", a.name},
-                                 {"params_hash", params_hash},
-                                 {"policy_id", d.policy->policy_id},
-                                 {"policy_version", d.policy->version},
-                                 {"jti", (*minted)["jti"]},
-                                 {"reason", d.reason},
-                                 {"tee", Tee(d_.keyd_status)}});
-  if (!entry.ok()) return ProblemFromStatus(entry.status());
-  return JsonResponse(200,
-                      {{"decision", "allow"},
-                       {"reason", d.reason},
-                       {"token", (*minted)["token"]},
-                       {"expires_at", (*minted)["exp"]},
-                       {"params_hash", params_hash},
-                       {"policy", {{"id", d.policy->policy_id}, {"version", d.policy->version}}}});
 }
 
 HttpResponse Api::ExecuteAction(const Caller& c, const json& body) {
@@ -336,7 +269,8 @@ HttpResponse Api::ExecuteAction(const Caller& c, const json& body) {
     return ProblemFromStatus(Status::InvalidArgument("missing field 'params'"));
   auto out = d_.executor->Execute(c, *token, body["params"]);
   if (!out.ok()) return ProblemFromStatus(out.status());
-  return JsonResponse(200, *out);
+  // A webhook execution is accepted and pending: poll GET /v1/executions/{id}.
+  return JsonResponse(out->value("status", "") == "pending" ? 202 : 200, *out);
 }
 
 HttpResponse Api::AuditRoot() {

@@ -10,6 +10,7 @@
 #include "server/executor.h"
 #include "server/https_server.h"
 #include "server/identity.h"
+#include "server/policy_plane.h"
 #include "server/routes.h"
 #include "store/store.h"
 
@@ -21,6 +22,7 @@ struct ApiDeps {
   audit::AuditLog* audit = nullptr;
   keyd::KeyServiceClient* keyd = nullptr;
   Executor* executor = nullptr;
+  PolicyPlane* policy = nullptr;  // keys, policies, simulate, authorize, approvals (issue 5)
   nlohmann::json keyd_status;  // intake key and measurement, fetched at start
   std::vector<std::string> mcp_allowed_origins;  // Origin values /mcp accepts
   Clock clock = SystemClock();
@@ -38,9 +40,8 @@ class Api {
  private:
   HttpResponse AddCredential(const Caller& c, const nlohmann::json& body);
   HttpResponse ListCredentials(const Caller& c);
-  HttpResponse ApplyPolicy(const Caller& c, const nlohmann::json& body);
-  HttpResponse Authorize(const Caller& c, const nlohmann::json& body);
   HttpResponse ExecuteAction(const Caller& c, const nlohmann::json& body);
+  HttpResponse Callback(const HttpRequest& req, const std::string& execution_id);
   HttpResponse AuditRoot();
   HttpResponse AuditEntries(const Caller& c, const HttpRequest& req);
   void RegisterCoreRoutes();

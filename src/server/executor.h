@@ -13,6 +13,7 @@
 #include "audit/outbox.h"
 #include "common/status.h"
 #include "keyd/client.h"
+#include "policy/policy.h"
 #include "sandbox/egress_proxy.h"
 #include "sandbox/sandbox_runner.h"
 #include "server/identity.h"
@@ -29,7 +30,20 @@ struct ExecutorConfig {
   std::string work_dir;    // where per-execution directories are made
   std::chrono::milliseconds timeout{15000};
   audit::Outbox* audit_outbox = nullptr;  // takes execution.finished when the log cannot
+  // Asynchronous (webhook) executions; nullptr: the webhook connector is refused.
+  store::ExecutionStore* executions = nullptr;
+  // Base URL targets call back to (webhook connector): "<public_url>/v1/callbacks/<id>".
+  std::string public_url;
 };
+
+// The Standard Webhooks headers of a callback, as received.
+struct WebhookHeadersIn {
+  std::string id, timestamp, signature;
+};
+
+// The sandbox a browser execution gets (Chromium needs more memory, processes and
+// system calls than the other connectors; docs/connector-protocol.md §6.4).
+void ApplyBrowserSandbox(SandboxSpec& spec);
 
 struct ExecutionOutcome {
   int http_status = 200;  // for the API response
@@ -54,6 +68,16 @@ class Executor {
   // each refusal with its reason.
   StatusOr<nlohmann::json> Execute(const Caller& caller, const std::string& token,
                                    const nlohmann::json& params);
+  // Set once the listening address is known (before requests are served).
+  void SetPublicUrl(std::string url) { cfg_.public_url = std::move(url); }
+  // An execution's state for the agent that started it (webhook executions: pending,
+  // succeeded, failed, expired). NotFound for others' or unknown ids.
+  StatusOr<nlohmann::json> GetExecution(const Caller& caller, const std::string& exec_id);
+  // A Standard Webhooks callback for a pending execution: keyd verifies the signature
+  // with the action's secret credential; a replayed webhook-id is AlreadyExists; a
+  // bad/stale signature or unknown execution is Unauthenticated.
+  Status HandleCallback(const std::string& exec_id, const WebhookHeadersIn& headers,
+                        const std::string& body);
 
  private:
   struct RunResult {
@@ -62,7 +86,17 @@ class Executor {
   StatusOr<RunResult> RunSandboxed(const std::string& tenant, const std::string& token,
                                    const store::CredentialRecord& cred,
                                    const nlohmann::json& job_base,
-                                   const std::vector<EgressRule>& egress);
+                                   const std::vector<EgressRule>& egress, bool browser);
+  std::string CallbackUrl(const std::string& exec_id) const;
+  Status StoreRotatedCredential(const Caller& caller, const store::CredentialRecord& cred,
+                                const std::string& sealed, const std::string& exec_id);
+  StatusOr<nlohmann::json> StartPending(const Caller& caller, const nlohmann::json& ids,
+                                        const std::string& exec_id,
+                                        const policy::ActionSpec& action, const policy::Policy& pol,
+                                        const nlohmann::json& claims, SysTime started,
+                                        uint64_t start_index, const nlohmann::json& accepted);
+  Status FinishWebhook(const store::PendingExecution& pe, const std::string& status,
+                       const nlohmann::json& result);
   Status Refuse(const Caller& caller, const std::string& type, const nlohmann::json& extra,
                 Status why);
 

@@ -57,10 +57,11 @@ StatusOr<std::vector<McpTool>> AllowedTools(store::Store* store, const Caller& a
   if (!recs.ok()) return recs.status();
   std::map<std::string, McpTool> tools;
   for (const auto& r : *recs) {
+    if (r.signatures.empty()) continue;  // unsigned (pre-issue-5) versions allow nothing
     auto p = policy::ParsePolicy(json::parse(r.document, nullptr, false));
     if (!p.ok()) continue;  // validated when applied
     for (const auto& [name, a] : p->actions) {
-      if (std::find(a.agents.begin(), a.agents.end(), agent.name) == a.agents.end()) continue;
+      if (!a.agent_selector.Matches(agent.name)) continue;  // names, "prefix-*", "*"
       if (!ValidToolName(name)) continue;
       McpTool t;
       t.name = name;

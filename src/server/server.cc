@@ -26,6 +26,12 @@
 
 namespace toani::server {
 namespace {
+std::string ReadFileOrEmptyForCa(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+}
+}  // namespace
+namespace {
 
 namespace fs = std::filesystem;
 using nlohmann::json;
@@ -99,6 +105,10 @@ int RunServer(const ServerOptions& opts) {
     return Fail("start_failed",
                 Status::InvalidArgument("--dev listens on loopback only (127.0.0.1 or ::1)"));
   }
+  SetMinLogLevel(opts.log_level == "debug"  ? LogLevel::kDebug
+                 : opts.log_level == "warn"  ? LogLevel::kWarn
+                 : opts.log_level == "error" ? LogLevel::kError
+                                             : LogLevel::kInfo);
   // Block the shutdown signals before any thread starts, so sigwait gets them.
   sigset_t sigs;
   sigemptyset(&sigs);
@@ -269,6 +279,24 @@ int RunServer(const ServerOptions& opts) {
   ecfg.connector_path = opts.bin_dir + "/toani-connector";
   ecfg.work_dir = run_tmpl;
   ecfg.connector_ca_file = pki->ca_cert;
+  if (!opts.connector_ca.empty()) {
+    // The dev CA plus the operator's extra CAs, in one bundle the sandbox gets a copy of.
+    std::string bundle =
+        ReadFileOrEmptyForCa(pki->ca_cert) + ReadFileOrEmptyForCa(opts.connector_ca);
+    if (bundle.find("BEGIN CERTIFICATE") == std::string::npos ||
+        ReadFileOrEmptyForCa(opts.connector_ca).empty()) {
+      return Fail("start_failed", Status::InvalidArgument("--connector-ca: no PEM certificate in " +
+                                                          opts.connector_ca));
+    }
+    Status wb = WriteFileAtomic(data + "/connector-ca.pem", bundle);
+    if (!wb.ok()) return Fail("start_failed", wb);
+    ecfg.connector_ca_file = data + "/connector-ca.pem";
+    Log(LogLevel::kInfo, "server", "connector_ca", {{"file", opts.connector_ca}});
+  }
+  auto executions = store::OpenSqliteExecutionStore(data + "/toani.db");
+  if (!executions.ok()) return Fail("store_failed", executions.status());
+  ecfg.executions = executions->get();
+  ecfg.public_url = opts.public_url;
   // Dev only: *.toani.test names resolve to loopback so local mock targets are
   // reachable. Every other check of the egress proxy still applies.
   if (opts.dev) {
@@ -295,7 +323,28 @@ int RunServer(const ServerOptions& opts) {
   ecfg.audit_outbox = (*audit_plane)->outbox.get();
   Executor executor(ecfg, store, replay_store, audit_log, keyd->get(), runner.get(),
                     (*keyd_status)["measurement"], SystemClock());
+  // Policy plane (issue 5): approvals and limit counters in SQLite (DATA/toani.db or
+  // --store sqlite:PATH) — per node even with --store postgres (their PostgreSQL and
+  // Redis implementations are not built yet); policy keys in PostgreSQL when configured.
+  auto policy_keys = store::OpenSqlitePolicyKeyStore(db_path);
+  if (!policy_keys.ok()) return Fail("store_failed", policy_keys.status());
+  // Policy-admin keys must be the same on every node: PostgreSQL when configured.
+  store::PolicyKeyStore* policy_key_store = pg ? pg->policy_keys() : policy_keys->get();
+  auto approvals = store::OpenSqliteApprovalStore(db_path);
+  if (!approvals.ok()) return Fail("store_failed", approvals.status());
+  auto limits = store::OpenSqliteLimitCounter(db_path);
+  if (!limits.ok()) return Fail("store_failed", limits.status());
+  PolicyPlaneDeps pdeps;
+  pdeps.store = store;
+  pdeps.keys = policy_key_store;
+  pdeps.approvals = approvals->get();
+  pdeps.limits = limits->get();
+  pdeps.audit = audit_log;
+  pdeps.keyd = keyd->get();
+  pdeps.keyd_status = *keyd_status;
+  PolicyPlane policy_plane(pdeps);
   ApiDeps deps;
+  deps.policy = &policy_plane;
   deps.store = store;
   deps.replay = replay_store;
   deps.mcp_allowed_origins = opts.mcp_allowed_origins;
@@ -343,6 +392,13 @@ int RunServer(const ServerOptions& opts) {
   }
   std::string host = hopts.listen_host == "::1" ? "[::1]" : hopts.listen_host;
   std::string address = "https://" + host + ":" + std::to_string((*https)->port());
+  if (opts.public_url.empty()) {
+    // Callbacks come from targets without client certificates: the public listener
+    // when there is one.
+    executor.SetPublicUrl(public_https ? "https://" + host + ":" +
+                                             std::to_string(public_https->port())
+                                       : address);
+  }
   Status w = WriteFileAtomic(
       data + "/server.json",
       json{{"address", address}, {"pid", ::getpid()}, {"tenant", tenant}, {"dev", opts.dev}}

@@ -13,7 +13,7 @@ struct ServerOptions {
   std::string listen_host = "127.0.0.1";
   uint16_t port = 8443;  // 0 = any free port (written to DATA/server.json)
   bool dev = false;
-  std::string bin_dir;  // where toani-keyd and toani-connector live
+  std::string bin_dir;                    // where toani-keyd and toani-connector live
   std::vector<std::string> witness_dirs;  // checkpoint sinks; empty = DATA/witness
   std::vector<std::string> witness_urls;  // C2SP tlog-witness add-checkpoint prefixes
   // Replay store for Action Token jtis: "" or "embedded" = SQLite in DATA/toani.db;
@@ -26,6 +26,11 @@ struct ServerOptions {
   // targets only; empty (off) by default, each one logged at start-up. --dev adds
   // "*.toani.test=127.0.0.1".
   std::vector<std::string> resolver_overrides;
+  // PEM bundle of extra CAs the connectors trust for targets (beside the dev CA), e.g.
+  // a private CA. Empty: none.
+  std::string connector_ca;
+  // Base URL targets call back to (/v1/callbacks/...); empty: the listening address.
+  std::string public_url;
 
   // --- set by the config file (docs/configuration.md); defaults here ---
   // Store of credentials, policies and the audit log: "" or "sqlite" = SQLite at

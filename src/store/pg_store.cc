@@ -60,6 +60,16 @@ CREATE TABLE audit_handoff (
 CREATE TABLE consumed_tokens (jti TEXT PRIMARY KEY, expires_at BIGINT NOT NULL);
 CREATE TABLE cluster (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 )sql"},
+    // Issue 5: credential sensitivity; policy signatures and who applied them.
+    {2, R"sql(
+ALTER TABLE credentials ADD COLUMN sensitivity TEXT NOT NULL DEFAULT 'standard';
+ALTER TABLE policies ADD COLUMN signatures TEXT NOT NULL DEFAULT '';
+ALTER TABLE policies ADD COLUMN applied_by TEXT NOT NULL DEFAULT '';
+CREATE TABLE policy_keys (
+  tenant TEXT NOT NULL, key_id TEXT NOT NULL, public_key TEXT NOT NULL, name TEXT NOT NULL,
+  added_by TEXT NOT NULL, added_at TEXT NOT NULL, revoked_at TEXT NOT NULL DEFAULT '',
+  PRIMARY KEY (tenant, key_id));
+)sql"},
 };
 
 Status Broken(const std::string& what) { return Status::Unavailable("postgres: " + what); }
@@ -151,11 +161,11 @@ class PgStoreImpl final : public Store {
   Status AddCredential(const CredentialRecord& r) override {
     TOANI_ASSIGN_OR_RETURN(auto c, pool_->Acquire());
     auto res = c->Exec(
-        "INSERT INTO credentials(tenant,id,name,type,version,blob,fingerprint,created_at) "
-        "VALUES($1,$2,$3,$4,$5,$6,$7,$8)",
+        "INSERT INTO credentials(tenant,id,name,type,version,blob,fingerprint,created_at,"
+        "sensitivity) VALUES($1,$2,$3,$4,$5,$6,$7,$8,$9)",
         {PgParam::Text(r.tenant), PgParam::Text(r.id), PgParam::Text(r.name), PgParam::Text(r.type),
          PgParam::Int(r.version), PgParam::Text(r.blob), PgParam::Text(r.fingerprint),
-         PgParam::Text(r.created_at)});
+         PgParam::Text(r.created_at), PgParam::Text(r.sensitivity)});
     if (res.status().code() == StatusCode::kAlreadyExists)
       return Status::AlreadyExists("credential " + r.id + " already exists");
     return res.status();
@@ -165,7 +175,7 @@ class PgStoreImpl final : public Store {
                                            const std::string& id) override {
     TOANI_ASSIGN_OR_RETURN(auto c, pool_->Acquire());
     TOANI_ASSIGN_OR_RETURN(PgResult r,
-                           c->Exec("SELECT tenant,id,name,type,version,blob,fingerprint,created_at "
+                           c->Exec("SELECT tenant,id,name,type,version,blob,fingerprint,created_at,sensitivity "
                                    "FROM credentials WHERE tenant=$1 AND id=$2",
                                    {PgParam::Text(tenant), PgParam::Text(id)}));
     if (r.rows() == 0) return Status::NotFound("credential " + id + " not found");
@@ -175,7 +185,7 @@ class PgStoreImpl final : public Store {
   StatusOr<std::vector<CredentialRecord>> ListCredentials(const std::string& tenant) override {
     TOANI_ASSIGN_OR_RETURN(auto c, pool_->Acquire());
     TOANI_ASSIGN_OR_RETURN(PgResult r,
-                           c->Exec("SELECT tenant,id,name,type,version,blob,fingerprint,created_at "
+                           c->Exec("SELECT tenant,id,name,type,version,blob,fingerprint,created_at,sensitivity "
                                    "FROM credentials WHERE tenant=$1 ORDER BY id",
                                    {PgParam::Text(tenant)}));
     std::vector<CredentialRecord> out;
@@ -208,10 +218,11 @@ class PgStoreImpl final : public Store {
       }
       return c
           ->Exec(
-              "INSERT INTO policies(tenant,policy_id,version,document,applied_at) "
-              "VALUES($1,$2,$3,$4,$5)",
+              "INSERT INTO policies(tenant,policy_id,version,document,applied_at,signatures,"
+              "applied_by) VALUES($1,$2,$3,$4,$5,$6,$7)",
               {PgParam::Text(rec.tenant), PgParam::Text(rec.policy_id), PgParam::Int(rec.version),
-               PgParam::Text(rec.document), PgParam::Text(rec.applied_at)})
+               PgParam::Text(rec.document), PgParam::Text(rec.applied_at),
+               PgParam::Text(rec.signatures), PgParam::Text(rec.applied_by)})
           .status();
     });
   }
@@ -220,7 +231,7 @@ class PgStoreImpl final : public Store {
     TOANI_ASSIGN_OR_RETURN(auto c, pool_->Acquire());
     TOANI_ASSIGN_OR_RETURN(
         PgResult r,
-        c->Exec("SELECT DISTINCT ON (policy_id) tenant,policy_id,version,document,applied_at "
+        c->Exec("SELECT DISTINCT ON (policy_id) tenant,policy_id,version,document,applied_at,signatures,applied_by "
                 "FROM policies WHERE tenant=$1 ORDER BY policy_id, version DESC",
                 {PgParam::Text(tenant)}));
     std::vector<PolicyRecord> out;
@@ -232,12 +243,26 @@ class PgStoreImpl final : public Store {
                                    int64_t version) override {
     TOANI_ASSIGN_OR_RETURN(auto c, pool_->Acquire());
     TOANI_ASSIGN_OR_RETURN(
-        PgResult r, c->Exec("SELECT tenant,policy_id,version,document,applied_at FROM policies "
+        PgResult r, c->Exec("SELECT tenant,policy_id,version,document,applied_at,signatures,applied_by FROM policies "
                             "WHERE tenant=$1 AND policy_id=$2 AND version=$3",
                             {PgParam::Text(tenant), PgParam::Text(id), PgParam::Int(version)}));
     if (r.rows() == 0)
       return Status::NotFound("policy " + id + " v" + std::to_string(version) + " not found");
     return Pol(r, 0);
+  }
+
+  StatusOr<std::vector<PolicyRecord>> PolicyHistory(const std::string& tenant,
+                                                    const std::string& id) override {
+    TOANI_ASSIGN_OR_RETURN(auto c, pool_->Acquire());
+    TOANI_ASSIGN_OR_RETURN(
+        PgResult r, c->Exec("SELECT tenant,policy_id,version,document,applied_at,signatures,"
+                            "applied_by FROM policies WHERE tenant=$1 AND policy_id=$2 "
+                            "ORDER BY version",
+                            {PgParam::Text(tenant), PgParam::Text(id)}));
+    if (r.rows() == 0) return Status::NotFound("policy " + id + " not found");
+    std::vector<PolicyRecord> out;
+    for (int i = 0; i < r.rows(); ++i) out.push_back(Pol(r, i));
+    return out;
   }
 
   Status AppendAudit(const AuditRow& row) override {
@@ -257,11 +282,68 @@ class PgStoreImpl final : public Store {
 
  private:
   static CredentialRecord Cred(const PgResult& r, int i) {
-    return {r.Text(i, 0), r.Text(i, 1), r.Text(i, 2), r.Text(i, 3),
-            r.Int(i, 4),  r.Text(i, 5), r.Text(i, 6), r.Text(i, 7)};
+    return {r.Text(i, 0), r.Text(i, 1), r.Text(i, 2), r.Text(i, 3), r.Int(i, 4),
+            r.Text(i, 5), r.Text(i, 6), r.Text(i, 7), r.Text(i, 8)};
   }
   static PolicyRecord Pol(const PgResult& r, int i) {
-    return {r.Text(i, 0), r.Text(i, 1), r.Int(i, 2), r.Text(i, 3), r.Text(i, 4)};
+    return {r.Text(i, 0), r.Text(i, 1), r.Int(i, 2), r.Text(i, 3),
+            r.Text(i, 4), r.Text(i, 5), r.Text(i, 6)};
+  }
+  PgPool* pool_;
+};
+
+// Registered policy-admin keys (issue 5): revoked, never deleted.
+class PgPolicyKeyStoreImpl final : public PolicyKeyStore {
+ public:
+  explicit PgPolicyKeyStoreImpl(PgPool* pool) : pool_(pool) {}
+
+  Status AddPolicyKey(const PolicyKeyRecord& r) override {
+    TOANI_ASSIGN_OR_RETURN(auto c, pool_->Acquire());
+    auto res = c->Exec(
+        "INSERT INTO policy_keys(tenant,key_id,public_key,name,added_by,added_at,revoked_at) "
+        "VALUES($1,$2,$3,$4,$5,$6,'')",
+        {PgParam::Text(r.tenant), PgParam::Text(r.key_id), PgParam::Text(r.public_key),
+         PgParam::Text(r.name), PgParam::Text(r.added_by), PgParam::Text(r.added_at)});
+    if (res.status().code() == StatusCode::kAlreadyExists)
+      return Status::AlreadyExists("policy key " + r.key_id + " is already registered");
+    return res.status();
+  }
+  StatusOr<std::vector<PolicyKeyRecord>> ListPolicyKeys(const std::string& tenant) override {
+    TOANI_ASSIGN_OR_RETURN(auto c, pool_->Acquire());
+    TOANI_ASSIGN_OR_RETURN(
+        PgResult r, c->Exec("SELECT tenant,key_id,public_key,name,added_by,added_at,revoked_at "
+                            "FROM policy_keys WHERE tenant=$1 ORDER BY added_at, key_id",
+                            {PgParam::Text(tenant)}));
+    std::vector<PolicyKeyRecord> out;
+    for (int i = 0; i < r.rows(); ++i) out.push_back(Row(r, i));
+    return out;
+  }
+  StatusOr<PolicyKeyRecord> GetPolicyKey(const std::string& tenant,
+                                         const std::string& key_id) override {
+    TOANI_ASSIGN_OR_RETURN(auto c, pool_->Acquire());
+    TOANI_ASSIGN_OR_RETURN(
+        PgResult r, c->Exec("SELECT tenant,key_id,public_key,name,added_by,added_at,revoked_at "
+                            "FROM policy_keys WHERE tenant=$1 AND key_id=$2",
+                            {PgParam::Text(tenant), PgParam::Text(key_id)}));
+    if (r.rows() == 0) return Status::NotFound("policy key " + key_id + " is not registered");
+    return Row(r, 0);
+  }
+  Status RevokePolicyKey(const std::string& tenant, const std::string& key_id,
+                         const std::string& revoked_at) override {
+    TOANI_ASSIGN_OR_RETURN(auto c, pool_->Acquire());
+    TOANI_ASSIGN_OR_RETURN(
+        PgResult r, c->Exec("UPDATE policy_keys SET revoked_at=$3 WHERE tenant=$1 AND key_id=$2 "
+                            "AND revoked_at='' RETURNING key_id",
+                            {PgParam::Text(tenant), PgParam::Text(key_id), PgParam::Text(revoked_at)}));
+    if (r.rows() == 1) return Status::Ok();
+    TOANI_ASSIGN_OR_RETURN(PolicyKeyRecord k, GetPolicyKey(tenant, key_id));
+    return Status::FailedPrecondition("policy key " + k.key_id + " is already revoked");
+  }
+
+ private:
+  static PolicyKeyRecord Row(const PgResult& r, int i) {
+    return {r.Text(i, 0), r.Text(i, 1), r.Text(i, 2), r.Text(i, 3),
+            r.Text(i, 4), r.Text(i, 5), r.Text(i, 6)};
   }
   PgPool* pool_;
 };
@@ -460,6 +542,7 @@ class PgDatabaseImpl final : public PgDatabase {
         store_(&pool_),
         audit_(&pool_),
         replay_(&pool_, std::move(clock)),
+        policy_keys_(&pool_),
         url_(url),
         node_(node) {}
 
@@ -499,6 +582,7 @@ class PgDatabaseImpl final : public PgDatabase {
   Store* store() override { return &store_; }
   AuditStore* audit() override { return &audit_; }
   ReplayStore* replay() override { return &replay_; }
+  PolicyKeyStore* policy_keys() override { return &policy_keys_; }
   AuditHandoff* handoff() override {
     std::lock_guard<std::mutex> l(mu_);
     if (!handoff_) handoff_ = std::make_unique<PgHandoffImpl>(&pool_, url_, node_);
@@ -527,6 +611,7 @@ class PgDatabaseImpl final : public PgDatabase {
   PgStoreImpl store_;
   PgAuditStoreImpl audit_;
   PgReplayStoreImpl replay_;
+  PgPolicyKeyStoreImpl policy_keys_;
   std::string url_, node_;
   std::mutex mu_;
   std::unique_ptr<PgHandoffImpl> handoff_;

@@ -29,6 +29,14 @@ CREATE TRIGGER IF NOT EXISTS audit_log_no_update BEFORE UPDATE ON audit_log
 CREATE TRIGGER IF NOT EXISTS audit_log_no_delete BEFORE DELETE ON audit_log
   BEGIN SELECT RAISE(ABORT, 'audit_log is append-only'); END;
 CREATE TABLE IF NOT EXISTS consumed_tokens (jti TEXT PRIMARY KEY, expires_at INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS pending_executions (
+  execution_id TEXT PRIMARY KEY, tenant TEXT NOT NULL, agent TEXT NOT NULL, action TEXT NOT NULL,
+  policy_id TEXT NOT NULL, policy_version INTEGER NOT NULL, params_hash TEXT NOT NULL,
+  jti TEXT NOT NULL, secret_credential_id TEXT NOT NULL, started_at TEXT NOT NULL,
+  expires_at INTEGER NOT NULL, status TEXT NOT NULL, result TEXT NOT NULL, receipt TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS webhook_ids (
+  execution_id TEXT NOT NULL, webhook_id TEXT NOT NULL, expires_at INTEGER NOT NULL,
+  PRIMARY KEY (execution_id, webhook_id));
 )sql";
 
 class Db {
@@ -44,7 +52,23 @@ class Db {
                                  (db_ ? sqlite3_errmsg(db_) : "?"));
     }
     sqlite3_busy_timeout(db_, 5000);
-    return Exec(kSchema);
+    TOANI_RETURN_IF_ERROR(Exec(kSchema));
+    // Columns added by issue 5 (older databases lack them).
+    TOANI_RETURN_IF_ERROR(AddColumn("credentials", "sensitivity", "TEXT NOT NULL DEFAULT 'standard'"));
+    TOANI_RETURN_IF_ERROR(AddColumn("policies", "signatures", "TEXT NOT NULL DEFAULT ''"));
+    return AddColumn("policies", "applied_by", "TEXT NOT NULL DEFAULT ''");
+  }
+  Status AddColumn(const std::string& table, const std::string& col, const std::string& decl) {
+    sqlite3_stmt* q = nullptr;
+    const std::string sql = "SELECT COUNT(*) FROM pragma_table_info('" + table + "') WHERE name='" + col + "'";
+    if (sqlite3_prepare_v2(db_, sql.c_str(), -1, &q, nullptr) != SQLITE_OK)
+      return Status::Unavailable(std::string("sqlite: ") + sqlite3_errmsg(db_));
+    const bool present = sqlite3_step(q) == SQLITE_ROW && sqlite3_column_int64(q, 0) > 0;
+    sqlite3_finalize(q);
+    if (present) return Status::Ok();
+    Status st = Exec(("ALTER TABLE " + table + " ADD COLUMN " + col + " " + decl).c_str());
+    if (!st.ok() && st.message().find("duplicate column") != std::string::npos) return Status::Ok();
+    return st;
   }
   Status Exec(const char* sql) {
     char* err = nullptr;
@@ -112,8 +136,8 @@ class SqliteStore final : public Store {
   Status AddCredential(const CredentialRecord& r) override {
     std::lock_guard<std::mutex> l(db_->mu);
     Stmt s(db_->get(),
-           "INSERT INTO credentials(tenant,id,name,type,version,blob,fingerprint,created_at) "
-           "VALUES(?,?,?,?,?,?,?,?)");
+           "INSERT INTO credentials(tenant,id,name,type,version,blob,fingerprint,created_at,"
+           "sensitivity) VALUES(?,?,?,?,?,?,?,?,?)");
     TOANI_RETURN_IF_ERROR(Prepared(s));
     s.Bind(1, r.tenant)
         .Bind(2, r.id)
@@ -121,7 +145,7 @@ class SqliteStore final : public Store {
         .Bind(4, r.type)
         .Bind(5, r.version)
         .Bind(6, r.blob);
-    s.Bind(7, r.fingerprint).Bind(8, r.created_at);
+    s.Bind(7, r.fingerprint).Bind(8, r.created_at).Bind(9, r.sensitivity);
     int rc = s.Step();
     if (rc == SQLITE_CONSTRAINT)
       return Status::AlreadyExists("credential " + r.id + " already exists");
@@ -133,7 +157,7 @@ class SqliteStore final : public Store {
                                            const std::string& id) override {
     std::lock_guard<std::mutex> l(db_->mu);
     Stmt s(db_->get(),
-           "SELECT tenant,id,name,type,version,blob,fingerprint,created_at FROM credentials WHERE "
+           "SELECT tenant,id,name,type,version,blob,fingerprint,created_at,sensitivity FROM credentials WHERE "
            "tenant=? AND id=?");
     TOANI_RETURN_IF_ERROR(Prepared(s));
     s.Bind(1, tenant).Bind(2, id);
@@ -146,7 +170,7 @@ class SqliteStore final : public Store {
   StatusOr<std::vector<CredentialRecord>> ListCredentials(const std::string& tenant) override {
     std::lock_guard<std::mutex> l(db_->mu);
     Stmt s(db_->get(),
-           "SELECT tenant,id,name,type,version,blob,fingerprint,created_at FROM credentials WHERE "
+           "SELECT tenant,id,name,type,version,blob,fingerprint,created_at,sensitivity FROM credentials WHERE "
            "tenant=? ORDER BY id");
     TOANI_RETURN_IF_ERROR(Prepared(s));
     s.Bind(1, tenant);
@@ -155,6 +179,22 @@ class SqliteStore final : public Store {
     while ((rc = s.Step()) == SQLITE_ROW) out.push_back(Cred(s));
     if (rc != SQLITE_DONE) return Status::Unavailable("sqlite: " + s.Error());
     return out;
+  }
+
+  Status ReplaceCredentialVersion(const CredentialRecord& r, int64_t expected_version) override {
+    std::lock_guard<std::mutex> l(db_->mu);
+    Stmt s(db_->get(),
+           "UPDATE credentials SET version=?, blob=?, fingerprint=? "
+           "WHERE tenant=? AND id=? AND version=?");
+    TOANI_RETURN_IF_ERROR(Prepared(s));
+    s.Bind(1, r.version).Bind(2, r.blob).Bind(3, r.fingerprint).Bind(4, r.tenant).Bind(5, r.id);
+    s.Bind(6, expected_version);
+    if (s.Step() != SQLITE_DONE) return Status::Unavailable("sqlite: " + s.Error());
+    if (sqlite3_changes(db_->get()) == 0) {
+      return Status::FailedPrecondition("credential " + r.id + " is no longer at version " +
+                                        std::to_string(expected_version));
+    }
+    return Status::Ok();
   }
 
   StatusOr<int64_t> CountCredentials() override {
@@ -176,7 +216,7 @@ class SqliteStore final : public Store {
   StatusOr<std::vector<PolicyRecord>> LatestPolicies(const std::string& tenant) override {
     std::lock_guard<std::mutex> l(db_->mu);
     Stmt s(db_->get(),
-           "SELECT tenant,policy_id,version,document,applied_at FROM policies p WHERE tenant=? AND "
+           "SELECT tenant,policy_id,version,document,applied_at,signatures,applied_by FROM policies p WHERE tenant=? AND "
            "version="
            "(SELECT MAX(version) FROM policies q WHERE q.tenant=p.tenant AND "
            "q.policy_id=p.policy_id) ORDER BY policy_id");
@@ -193,7 +233,7 @@ class SqliteStore final : public Store {
                                    int64_t version) override {
     std::lock_guard<std::mutex> l(db_->mu);
     Stmt s(db_->get(),
-           "SELECT tenant,policy_id,version,document,applied_at FROM policies WHERE tenant=? AND "
+           "SELECT tenant,policy_id,version,document,applied_at,signatures,applied_by FROM policies WHERE tenant=? AND "
            "policy_id=? AND version=?");
     TOANI_RETURN_IF_ERROR(Prepared(s));
     s.Bind(1, tenant).Bind(2, id).Bind(3, version);
@@ -202,6 +242,22 @@ class SqliteStore final : public Store {
       return Status::NotFound("policy " + id + " v" + std::to_string(version) + " not found");
     if (rc != SQLITE_ROW) return Status::Unavailable("sqlite: " + s.Error());
     return Pol(s);
+  }
+
+  StatusOr<std::vector<PolicyRecord>> PolicyHistory(const std::string& tenant,
+                                                    const std::string& id) override {
+    std::lock_guard<std::mutex> l(db_->mu);
+    Stmt s(db_->get(),
+           "SELECT tenant,policy_id,version,document,applied_at,signatures,applied_by FROM policies "
+           "WHERE tenant=? AND policy_id=? ORDER BY version");
+    TOANI_RETURN_IF_ERROR(Prepared(s));
+    s.Bind(1, tenant).Bind(2, id);
+    std::vector<PolicyRecord> out;
+    int rc;
+    while ((rc = s.Step()) == SQLITE_ROW) out.push_back(Pol(s));
+    if (rc != SQLITE_DONE) return Status::Unavailable("sqlite: " + s.Error());
+    if (out.empty()) return Status::NotFound("policy " + id + " not found");
+    return out;
   }
 
   Status AppendAudit(const AuditRow& row) override {
@@ -251,10 +307,11 @@ class SqliteStore final : public Store {
 
  private:
   static CredentialRecord Cred(Stmt& s) {
-    return {s.Text(0), s.Text(1), s.Text(2), s.Text(3), s.Int(4), s.Text(5), s.Text(6), s.Text(7)};
+    return {s.Text(0), s.Text(1), s.Text(2), s.Text(3), s.Int(4),
+            s.Text(5), s.Text(6), s.Text(7), s.Text(8)};
   }
   static PolicyRecord Pol(Stmt& s) {
-    return {s.Text(0), s.Text(1), s.Int(2), s.Text(3), s.Text(4)};
+    return {s.Text(0), s.Text(1), s.Int(2), s.Text(3), s.Text(4), s.Text(5), s.Text(6)};
   }
 
   Status PutPolicyLocked(const PolicyRecord& r) {
@@ -270,13 +327,16 @@ class SqliteStore final : public Store {
           " is not newer than stored version " + std::to_string(current));
     }
     Stmt s(db_->get(),
-           "INSERT INTO policies(tenant,policy_id,version,document,applied_at) VALUES(?,?,?,?,?)");
+           "INSERT INTO policies(tenant,policy_id,version,document,applied_at,signatures,"
+           "applied_by) VALUES(?,?,?,?,?,?,?)");
     TOANI_RETURN_IF_ERROR(Prepared(s));
     s.Bind(1, r.tenant)
         .Bind(2, r.policy_id)
         .Bind(3, r.version)
         .Bind(4, r.document)
-        .Bind(5, r.applied_at);
+        .Bind(5, r.applied_at)
+        .Bind(6, r.signatures)
+        .Bind(7, r.applied_by);
     if (s.Step() != SQLITE_DONE) return Status::Unavailable("sqlite: " + s.Error());
     return Status::Ok();
   }
@@ -319,6 +379,100 @@ StatusOr<std::unique_ptr<Store>> OpenSqliteStore(const std::string& path) {
   auto db = std::make_unique<Db>();
   TOANI_RETURN_IF_ERROR(db->Open(path));
   return std::unique_ptr<Store>(new SqliteStore(std::move(db)));
+}
+
+class SqliteExecutionStore final : public ExecutionStore {
+ public:
+  explicit SqliteExecutionStore(std::unique_ptr<Db> db) : db_(std::move(db)) {}
+
+  Status PutPending(const PendingExecution& e) override {
+    std::lock_guard<std::mutex> l(db_->mu);
+    Stmt s(db_->get(),
+           "INSERT INTO pending_executions(execution_id,tenant,agent,action,policy_id,"
+           "policy_version,params_hash,jti,secret_credential_id,started_at,expires_at,status,"
+           "result,receipt) VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?)");
+    TOANI_RETURN_IF_ERROR(Prepared(s));
+    s.Bind(1, e.execution_id).Bind(2, e.tenant).Bind(3, e.agent).Bind(4, e.action);
+    s.Bind(5, e.policy_id).Bind(6, e.policy_version).Bind(7, e.params_hash).Bind(8, e.jti);
+    s.Bind(9, e.secret_credential_id).Bind(10, e.started_at).Bind(11, e.expires_at);
+    s.Bind(12, e.status).Bind(13, e.result).Bind(14, e.receipt);
+    const int rc = s.Step();
+    if (rc == SQLITE_CONSTRAINT) return Status::AlreadyExists("execution exists");
+    if (rc != SQLITE_DONE) return Status::Unavailable("sqlite: " + s.Error());
+    return Status::Ok();
+  }
+
+  StatusOr<PendingExecution> GetExecution(const std::string& id) override {
+    std::lock_guard<std::mutex> l(db_->mu);
+    Stmt s(db_->get(),
+           "SELECT execution_id,tenant,agent,action,policy_id,policy_version,params_hash,jti,"
+           "secret_credential_id,started_at,expires_at,status,result,receipt "
+           "FROM pending_executions WHERE execution_id=?");
+    TOANI_RETURN_IF_ERROR(Prepared(s));
+    s.Bind(1, id);
+    const int rc = s.Step();
+    if (rc == SQLITE_DONE) return Status::NotFound("execution " + id + " not found");
+    if (rc != SQLITE_ROW) return Status::Unavailable("sqlite: " + s.Error());
+    PendingExecution e;
+    e.execution_id = s.Text(0);
+    e.tenant = s.Text(1);
+    e.agent = s.Text(2);
+    e.action = s.Text(3);
+    e.policy_id = s.Text(4);
+    e.policy_version = s.Int(5);
+    e.params_hash = s.Text(6);
+    e.jti = s.Text(7);
+    e.secret_credential_id = s.Text(8);
+    e.started_at = s.Text(9);
+    e.expires_at = s.Int(10);
+    e.status = s.Text(11);
+    e.result = s.Text(12);
+    e.receipt = s.Text(13);
+    return e;
+  }
+
+  Status FinishExecution(const std::string& id, const std::string& status,
+                         const std::string& result, const std::string& receipt) override {
+    std::lock_guard<std::mutex> l(db_->mu);
+    Stmt s(db_->get(),
+           "UPDATE pending_executions SET status=?, result=?, receipt=? "
+           "WHERE execution_id=? AND status='pending'");
+    TOANI_RETURN_IF_ERROR(Prepared(s));
+    s.Bind(1, status).Bind(2, result).Bind(3, receipt).Bind(4, id);
+    if (s.Step() != SQLITE_DONE) return Status::Unavailable("sqlite: " + s.Error());
+    if (sqlite3_changes(db_->get()) == 0) {
+      return Status::FailedPrecondition("execution " + id + " is not pending");
+    }
+    return Status::Ok();
+  }
+
+  Status RememberWebhookId(const std::string& id, const std::string& webhook_id,
+                           SysTime expires_at) override {
+    std::lock_guard<std::mutex> l(db_->mu);
+    const int64_t exp = UnixSeconds(expires_at);
+    {
+      Stmt del(db_->get(), "DELETE FROM webhook_ids WHERE expires_at < ?");
+      TOANI_RETURN_IF_ERROR(Prepared(del));
+      del.Bind(1, UnixSeconds(std::chrono::system_clock::now()) - 86400);
+      (void)del.Step();
+    }
+    Stmt s(db_->get(), "INSERT INTO webhook_ids(execution_id,webhook_id,expires_at) VALUES(?,?,?)");
+    TOANI_RETURN_IF_ERROR(Prepared(s));
+    s.Bind(1, id).Bind(2, webhook_id).Bind(3, exp);
+    const int rc = s.Step();
+    if (rc == SQLITE_CONSTRAINT) return Status::AlreadyExists("webhook id already seen");
+    if (rc != SQLITE_DONE) return Status::Unavailable("sqlite: " + s.Error());
+    return Status::Ok();
+  }
+
+ private:
+  std::unique_ptr<Db> db_;
+};
+
+StatusOr<std::unique_ptr<ExecutionStore>> OpenSqliteExecutionStore(const std::string& path) {
+  auto db = std::make_unique<Db>();
+  TOANI_RETURN_IF_ERROR(db->Open(path));
+  return std::unique_ptr<ExecutionStore>(new SqliteExecutionStore(std::move(db)));
 }
 
 StatusOr<std::unique_ptr<ReplayStore>> OpenSqliteReplayStore(const std::string& path, Clock clock) {

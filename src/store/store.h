@@ -6,6 +6,7 @@
 
 #include <array>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -21,13 +22,68 @@ struct CredentialRecord {
   std::string blob;         // keyd-sealed (docs/formats.md §2); opaque to the server
   std::string fingerprint;  // keyed (docs/formats.md §3)
   std::string created_at;
+  // standard | privileged | personal | kyc_gated (docs/policy.md); set by credential admins.
+  std::string sensitivity = "standard";
 };
 
 struct PolicyRecord {
   std::string tenant, policy_id;
   int64_t version = 0;
-  std::string document;  // the policy JSON as applied
+  std::string document;  // the policy JSON as applied (RFC 8785 canonical when signed)
   std::string applied_at;
+  std::string signatures{};  // JSON array of {"keyid","sig"} (docs/formats.md §9); "" = unsigned (legacy)
+  std::string applied_by{};  // SPIFFE id of the policy admin who applied it
+};
+
+// A registered policy-admin signing key (docs/formats.md §9).
+struct PolicyKeyRecord {
+  std::string tenant;
+  std::string key_id;      // PASERK k4.pid of the public key
+  std::string public_key;  // PASERK k4.public
+  std::string name;        // who holds it (free text)
+  std::string added_by, added_at;
+  std::string revoked_at;  // "" while valid
+};
+
+// One human-approval request (DESIGN.md §6, docs/policy.md "Human approval").
+struct ApprovalDecisionRecord {
+  std::string approver;  // SPIFFE id
+  std::string decision;  // "approve" | "deny"
+  std::string decided_at;
+  std::string comment;
+};
+
+struct ApprovalRecord {
+  std::string tenant, id;
+  std::string agent;         // agent name
+  std::string requester;     // agent SPIFFE id
+  std::string user;          // the human the agent acts for ("-" if none)
+  std::string action, params_hash, params;  // params: the JSON approvers see
+  std::string policy_id;
+  int64_t policy_version = 0;
+  std::string risk_tier;
+  int64_t approvers_required = 1;
+  // "pending" → "approved" | "denied" | "expired"; "approved" → "redeemed" (token issued).
+  std::string status = "pending";
+  std::string created_at;
+  int64_t expires_at = 0;        // unix seconds
+  int64_t poll_interval = 5;     // seconds; grows by 5 on each slow_down
+  int64_t last_polled_at = 0;    // unix seconds, 0 = never
+  std::string proof;             // "sha256:…" of the signed approval record once decided
+  std::string decided_at;
+  std::vector<ApprovalDecisionRecord> decisions;
+};
+
+struct ApprovalPoll {
+  ApprovalRecord record;  // after the poll
+  bool slow_down = false;
+};
+
+// Rate limits and budgets: named counters per fixed window (Redis can implement
+// this with INCRBYFLOAT + PEXPIRE in a script).
+struct LimitResult {
+  bool admitted = false;
+  double total = 0;  // the counter after the call (unchanged when not admitted)
 };
 
 struct AuditRow {
@@ -48,6 +104,16 @@ class Store {
                                                    const std::string& id) = 0;
   virtual StatusOr<std::vector<CredentialRecord>> ListCredentials(const std::string& tenant) = 0;
   virtual StatusOr<int64_t> CountCredentials() = 0;
+  // Replaces the stored blob of (rec.tenant, rec.id) by a newer version (rec.version,
+  // rec.blob, rec.fingerprint) only if the stored version is still `expected_version`
+  // (compare-and-swap): FailedPrecondition if it moved on, NotFound if absent. Used when
+  // a connector returns a rotated OAuth refresh token sealed to keyd. Stores that do not
+  // implement it refuse (Unavailable), so the rotation fails closed and is audited.
+  virtual Status ReplaceCredentialVersion(const CredentialRecord& rec, int64_t expected_version) {
+    (void)rec;
+    (void)expected_version;
+    return Status::Unavailable("this store cannot replace credential versions");
+  }
 
   // FailedPrecondition unless rec.version is greater than every stored version of
   // (tenant, policy_id). Every version is kept.
@@ -56,6 +122,9 @@ class Store {
   virtual StatusOr<std::vector<PolicyRecord>> LatestPolicies(const std::string& tenant) = 0;
   virtual StatusOr<PolicyRecord> GetPolicy(const std::string& tenant, const std::string& policy_id,
                                            int64_t version) = 0;
+  // Every stored version of one policy, oldest first (NotFound if there is none).
+  virtual StatusOr<std::vector<PolicyRecord>> PolicyHistory(const std::string& tenant,
+                                                            const std::string& policy_id) = 0;
 
   // Appends exactly at `row.index` (== current size) and is durable when it
   // returns OK. There is no update or delete.
@@ -73,8 +142,111 @@ class ReplayStore {
   virtual Status ConsumeOnce(const std::string& jti, SysTime expires_at) = 0;
 };
 
+// Asynchronous (webhook connector) executions: pending until a signed callback
+// arrives (docs/formats.md §9). Nothing here is secret: the callback secret is a keyd
+// credential named by id.
+struct PendingExecution {
+  std::string execution_id;  // "exe_" + 24 hex; the callback path names it
+  std::string tenant, agent, action, policy_id;
+  int64_t policy_version = 0;
+  std::string params_hash, jti;
+  std::string secret_credential_id;  // the whsec_ credential that signs callbacks
+  std::string started_at;            // RFC 3339
+  int64_t expires_at = 0;            // Unix seconds; after it the execution has expired
+  std::string status = "pending";    // pending | succeeded | failed | expired
+  std::string result;                // JSON text: what the agent gets once finished
+  std::string receipt;               // JSON text: the execution receipt
+};
+
+class ExecutionStore {
+ public:
+  virtual ~ExecutionStore() = default;
+  // AlreadyExists if the id exists.
+  virtual Status PutPending(const PendingExecution& e) = 0;
+  // NotFound if unknown.
+  virtual StatusOr<PendingExecution> GetExecution(const std::string& execution_id) = 0;
+  // Moves a pending execution to `status` with its result and receipt, atomically and
+  // only once: FailedPrecondition if it is no longer pending (a second callback).
+  virtual Status FinishExecution(const std::string& execution_id, const std::string& status,
+                                 const std::string& result, const std::string& receipt) = 0;
+  // Insert-if-absent of a webhook message id per execution, remembered until
+  // `expires_at`: AlreadyExists for a replayed id.
+  virtual Status RememberWebhookId(const std::string& execution_id, const std::string& webhook_id,
+                                   SysTime expires_at) = 0;
+};
+
+// Registered policy-admin keys. Keys are never deleted, only revoked.
+class PolicyKeyStore {
+ public:
+  virtual ~PolicyKeyStore() = default;
+  // AlreadyExists if (tenant, key_id) is registered.
+  virtual Status AddPolicyKey(const PolicyKeyRecord& rec) = 0;
+  virtual StatusOr<std::vector<PolicyKeyRecord>> ListPolicyKeys(const std::string& tenant) = 0;
+  // NotFound if unknown (revoked keys are returned, with revoked_at set).
+  virtual StatusOr<PolicyKeyRecord> GetPolicyKey(const std::string& tenant,
+                                                 const std::string& key_id) = 0;
+  // NotFound if unknown; FailedPrecondition if already revoked.
+  virtual Status RevokePolicyKey(const std::string& tenant, const std::string& key_id,
+                                 const std::string& revoked_at) = 0;
+};
+
+// Approval requests. Every state change is one atomic check-and-set, so concurrent
+// approvers on several nodes cannot both complete (or double-count) a request.
+class ApprovalStore {
+ public:
+  virtual ~ApprovalStore() = default;
+  // AlreadyExists if the id exists.
+  virtual Status CreateApproval(const ApprovalRecord& rec) = 0;
+  virtual StatusOr<ApprovalRecord> GetApproval(const std::string& tenant,
+                                               const std::string& id) = 0;
+  // Newest first; status "" = all. At most `limit` rows.
+  virtual StatusOr<std::vector<ApprovalRecord>> ListApprovals(const std::string& tenant,
+                                                              const std::string& status,
+                                                              size_t limit) = 0;
+  // Records one approver's decision on a pending request, atomically:
+  // NotFound (no such request); FailedPrecondition (not pending, or expired at `now`:
+  // the request is then marked expired); AlreadyExists (this approver already decided).
+  // A "deny" sets status "denied"; the approve that reaches approvers_required sets
+  // "approved". When the status leaves "pending", `finalize` is called (inside the
+  // transaction) with the updated record and returns the proof hash to store; if it
+  // fails, nothing changes. Returns the updated record.
+  virtual StatusOr<ApprovalRecord> Decide(
+      const std::string& tenant, const std::string& id, const ApprovalDecisionRecord& d,
+      int64_t now, const std::function<StatusOr<std::string>(const ApprovalRecord&)>& finalize) = 0;
+  // Agent polling (CIBA): records the poll time. A poll sooner than poll_interval
+  // after the previous one sets slow_down and grows the stored interval by 5 s (at
+  // most 60). A pending request past expires_at is marked "expired" first.
+  virtual StatusOr<ApprovalPoll> Poll(const std::string& tenant, const std::string& id,
+                                      int64_t now) = 0;
+  // "approved" → "redeemed" exactly once (FailedPrecondition otherwise).
+  virtual Status Redeem(const std::string& tenant, const std::string& id) = 0;
+  // The newest "denied" request for the same agent, action and params_hash decided at
+  // or after `since` (unix seconds); NotFound if none.
+  virtual StatusOr<ApprovalRecord> RecentDenial(const std::string& tenant,
+                                                const std::string& agent,
+                                                const std::string& action,
+                                                const std::string& params_hash,
+                                                int64_t since) = 0;
+};
+
+class LimitCounter {
+ public:
+  virtual ~LimitCounter() = default;
+  // Adds `amount` to counter `key` in the window starting at `window_start` (unix
+  // seconds) unless the total would exceed `limit`; atomic. Unavailable if the
+  // store cannot answer (callers deny: fail closed).
+  virtual StatusOr<LimitResult> TryAdd(const std::string& key, int64_t window_start,
+                                       int64_t window_seconds, double amount, double limit) = 0;
+  // The counter's current total (0 if absent); no side effect (simulate).
+  virtual StatusOr<double> Current(const std::string& key, int64_t window_start) = 0;
+};
+
 // The embedded SQLite store (WAL, synchronous=FULL). `path` is created if absent.
 StatusOr<std::unique_ptr<Store>> OpenSqliteStore(const std::string& path);
 StatusOr<std::unique_ptr<ReplayStore>> OpenSqliteReplayStore(const std::string& path, Clock clock);
+StatusOr<std::unique_ptr<ExecutionStore>> OpenSqliteExecutionStore(const std::string& path);
+StatusOr<std::unique_ptr<PolicyKeyStore>> OpenSqlitePolicyKeyStore(const std::string& path);
+StatusOr<std::unique_ptr<ApprovalStore>> OpenSqliteApprovalStore(const std::string& path);
+StatusOr<std::unique_ptr<LimitCounter>> OpenSqliteLimitCounter(const std::string& path);
 
 }  // namespace toani::store

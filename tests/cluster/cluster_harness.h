@@ -16,6 +16,8 @@
 #include <fstream>
 #include <memory>
 #include <nlohmann/json.hpp>
+
+#include "policy/signing.h"
 #include <regex>
 #include <string>
 #include <thread>
@@ -326,6 +328,20 @@ inline nlohmann::json Policy(const std::string& id, int64_t version, const std::
               {"egress", {{{"host", "bank.toani.test"}, {"port", port}}}},
               {"risk_tier", "low"},
               {"token_ttl_seconds", 600}}}}}};
+}
+
+// Applies `doc` signed by a fresh policy-admin key registered through `register_on`
+// (issue 5: policies are signed; the key registry is shared through PostgreSQL, so the
+// key may be registered on one node and used on another).
+inline StatusOr<ClientResponse> ApplySignedPolicy(ClusterNode& register_on, ClusterNode& apply_on,
+                                                  const nlohmann::json& doc) {
+  policy::PolicyKeyPair k = policy::GeneratePolicyKey();
+  TOANI_ASSIGN_OR_RETURN(ClientResponse reg,
+                         register_on.Call("admin", "POST", "/v1/policy-keys",
+                                          {{"public_key", k.public_key}, {"name", "cluster"}}));
+  if (reg.status != 201) return Status::Internal("policy key registration: " + reg.body);
+  TOANI_ASSIGN_OR_RETURN(nlohmann::json env, policy::SignPolicy(doc, k.secret));
+  return apply_on.Call("admin", "POST", "/v1/policies", env);
 }
 
 }  // namespace toani::testing

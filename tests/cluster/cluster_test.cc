@@ -60,7 +60,7 @@ TEST(Cluster, ThreeNodesMixedWorkloadSurvivesTheSequencerBeingKilled) {
   // Credential added through node 1; policy applied through node 3.
   auto cred1 = AddCredential(n1, "bank-key-1", secret);
   ASSERT_TRUE(cred1.ok()) << cred1.status().message();
-  auto ap = n3.Call("admin", "POST", "/v1/policies", Policy("bank1", 1, *cred1, port));
+  auto ap = ApplySignedPolicy(n1, n3, Policy("bank1", 1, *cred1, port));
   ASSERT_TRUE(ap.ok() && ap->status == 201) << (ap.ok() ? ap->body : ap.status().message());
 
   std::mutex mu;
@@ -144,7 +144,7 @@ TEST(Cluster, ThreeNodesMixedWorkloadSurvivesTheSequencerBeingKilled) {
   for (int w = 0; w < 6; ++w) ts.emplace_back(worker, w, 4, "bank1");
   auto cred2 = AddCredential(n2, "bank-key-2", secret);
   ASSERT_TRUE(cred2.ok()) << cred2.status().message();
-  ap = n1.Call("admin", "POST", "/v1/policies", Policy("bank2", 1, *cred2, port));
+  ap = ApplySignedPolicy(n1, n1, Policy("bank2", 1, *cred2, port));
   ASSERT_TRUE(ap.ok() && ap->status == 201) << (ap.ok() ? ap->body : ap.status().message());
   for (int w = 6; w < 9; ++w) ts.emplace_back(worker, w, 4, "bank2");
   // Two executions of one token at the same moment on two nodes: exactly one runs.

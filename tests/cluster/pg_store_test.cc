@@ -64,7 +64,7 @@ TEST(PgStore, MigrationsRunOnceEvenWhenNodesStartTogether) {
   for (int i = 0; i < 4; ++i) {
     ts.emplace_back([&] {
       auto db = store::PgDatabase::Open(url, "n", SystemClock());
-      if (db.ok() && (*db)->schema_version() == 1) ++ok;
+      if (db.ok() && (*db)->schema_version() == 2) ++ok;  // 2: issue 5 columns
     });
   }
   for (auto& t : ts) t.join();
@@ -73,7 +73,7 @@ TEST(PgStore, MigrationsRunOnceEvenWhenNodesStartTogether) {
   ASSERT_TRUE(c.ok());
   auto r = (*c)->Exec("SELECT COUNT(*) FROM toani_schema_migrations");
   ASSERT_TRUE(r.ok());
-  EXPECT_EQ(r->Int(0, 0), 1);
+  EXPECT_EQ(r->Int(0, 0), 2);
   // A schema newer than the build is refused with a clear message.
   ASSERT_TRUE((*c)->ExecScript("INSERT INTO toani_schema_migrations(version) VALUES (99)").ok());
   auto newer = store::PgDatabase::Open(url, "n", SystemClock());
@@ -100,7 +100,17 @@ TEST(PgStore, CredentialsAndPolicies) {
   ASSERT_TRUE(s->PutPolicy({"t", "p", 2, "{\"v\":2}", "b"}).ok());
   EXPECT_EQ(s->PutPolicy({"t", "p", 2, "{}", "c"}).code(), StatusCode::kFailedPrecondition);
   EXPECT_EQ(s->PutPolicy({"t", "p", 1, "{}", "c"}).code(), StatusCode::kFailedPrecondition);
-  ASSERT_TRUE(s->PutPolicy({"t", "q", 5, "{\"q\":5}", "d"}).ok());
+  ASSERT_TRUE(s->PutPolicy({"t", "q", 5, "{\"q\":5}", "d", "[{\"keyid\":\"k\"}]", "admin"}).ok());
+  auto hist = s->PolicyHistory("t", "p");  // issue 5: every version, oldest first
+  ASSERT_TRUE(hist.ok());
+  ASSERT_EQ(hist->size(), 2u);
+  EXPECT_EQ((*hist)[0].version, 1);
+  EXPECT_EQ((*hist)[1].document, "{\"v\":2}");
+  EXPECT_EQ(s->PolicyHistory("t", "none").status().code(), StatusCode::kNotFound);
+  auto q5 = s->GetPolicy("t", "q", 5);
+  ASSERT_TRUE(q5.ok());
+  EXPECT_EQ(q5->signatures, "[{\"keyid\":\"k\"}]");
+  EXPECT_EQ(q5->applied_by, "admin");
   auto latest = s->LatestPolicies("t");
   ASSERT_TRUE(latest.ok());
   ASSERT_EQ(latest->size(), 2u);

@@ -10,6 +10,7 @@
 
 #include "common/encoding.h"
 #include "server_harness.h"
+#include "signed_policy.h"
 
 namespace toani::testing {
 namespace {
@@ -125,7 +126,7 @@ TEST_F(DemoFlowTest, TokenIsBoundToItsParametersAndAgent) {
           {"request", {{"url", "https://target.toani.test:9/x/{{n}}"}}},
           {"params", {{"type", "object"}, {"properties", {{"n", {{"type", "integer"}}}}}}},
           {"egress", {{{"host", "target.toani.test"}, {"port", 9}}}}}}}}};
-  auto applied = server_.CallJson("admin", "POST", "/v1/policies", policy, &st);
+  auto applied = PolicySigner(server_).Apply(policy, &st);
   ASSERT_EQ(st, 201) << (applied.ok() ? applied->dump() : applied.status().ToString());
   auto auth = server_.CallJson("agent", "POST", "/v1/authorize",
                                {{"action", "a"}, {"params", {{"n", 1}}}}, &st);

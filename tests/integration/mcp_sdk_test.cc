@@ -15,6 +15,7 @@
 #include "server/https_server.h"
 #include "server/pki.h"
 #include "server_harness.h"
+#include "signed_policy.h"
 
 namespace toani::testing {
 namespace {
@@ -121,7 +122,7 @@ class McpSdkTest : public ::testing::Test {
                     {{"bank.get_balance", action({"demo-agent"}, balance_schema_)},
                      {"bank.statement", action({"demo-agent", "other-agent"}, balance_schema_)},
                      {"bank.close_account", action({"other-agent"}, balance_schema_)}}}};
-    auto applied = server_->CallJson("admin", "POST", "/v1/policies", policy, &code);
+    auto applied = PolicySigner(*server_).Apply(policy, &code);
     ASSERT_TRUE(applied.ok());
     ASSERT_EQ(code, 201) << applied->dump();
   }

@@ -38,8 +38,22 @@ const std::map<std::string, std::set<std::string>> kMatrix = {
     {"POST /v1/credentials", {"credential-admin"}},
     {"GET /v1/credentials", {"credential-admin"}},
     {"POST /v1/policies", {"policy-admin"}},
+    {"GET /v1/policies", {"policy-admin", "approver", "auditor"}},
+    {"POST /v1/policies/simulate", {"policy-admin"}},
+    {"GET /v1/policies/{policy_id}", {"policy-admin", "approver", "auditor"}},
+    {"GET /v1/policies/{policy_id}/history", {"policy-admin", "approver", "auditor"}},
+    {"POST /v1/policy-keys", {"operator"}},
+    {"GET /v1/policy-keys", {"operator", "policy-admin", "auditor"}},
+    {"POST /v1/policy-keys/{key_id}/revoke", {"operator"}},
+    {"GET /v1/approvals", {"approver", "auditor"}},
+    {"GET /v1/approvals/{id}", {"approver", "auditor", "agent"}},
+    {"POST /v1/approvals/{id}/approve", {"approver"}},
+    {"POST /v1/approvals/{id}/deny", {"approver"}},
+    {"POST /v1/approvals/{id}/token", {"agent"}},
     {"POST /v1/authorize", {"agent"}},
     {"POST /v1/executions", {"agent"}},
+    {"GET /v1/executions/{execution_id}", {"agent"}},
+    {"POST /v1/callbacks/{execution_id}", {"public"}},
     {"GET /v1/audit/root", {"any"}},
     {"GET /v1/audit/entries", {"auditor"}},
     {"GET /v1/audit/checkpoint", {"auditor"}},
@@ -206,6 +220,28 @@ TEST_F(RbacMatrixTest, AuditorSeesOnlyItsTenantsEntries) {
   ASSERT_TRUE(entries.ok());
   ASSERT_EQ(code, 200);
   for (const auto& e : (*entries)["entries"]) EXPECT_EQ(e.value("tenant", ""), "dev");
+}
+
+}  // namespace
+}  // namespace toani::testing
+
+namespace toani::testing {
+namespace {
+
+TEST_F(RbacMatrixTest, ReadyzReportsEachDependencyAndMetricsAreExposed) {
+  long code = 0;
+  auto ready = server_->CallJson("r-none", "GET", "/readyz", nullptr, &code);
+  ASSERT_TRUE(ready.ok());
+  EXPECT_EQ(code, 200) << ready->dump();
+  for (const char* k : {"keyd", "seal", "store", "replay_store", "audit"})
+    EXPECT_EQ((*ready)["checks"][k], "ok") << k << ": " << ready->dump();
+  auto m = server_->Call("r-operator", "GET", "/metrics", "");
+  ASSERT_TRUE(m.ok());
+  EXPECT_EQ(m->status, 200);
+  EXPECT_EQ(m->content_type.rfind("text/plain", 0), 0u);
+  for (const char* name : {"# TYPE toani_http_requests_total counter",
+                           "toani_http_request_duration_seconds_bucket{", "toani_audit_log_size "})
+    EXPECT_NE(m->body.find(name), std::string::npos) << name;
 }
 
 }  // namespace

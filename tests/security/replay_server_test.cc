@@ -11,6 +11,7 @@
 
 #include "common/encoding.h"
 #include "integration/server_harness.h"
+#include "integration/signed_policy.h"
 #include "security/redis_server.h"
 
 namespace toani {
@@ -56,7 +57,7 @@ class ReplayServerTest : public ::testing::TestWithParam<bool /*redis*/> {
             {"request", {{"url", "https://target.toani.test:9/x/{{n}}"}}},
             {"params", {{"type", "object"}, {"properties", {{"n", {{"type", "integer"}}}}}}},
             {"egress", {{{"host", "target.toani.test"}, {"port", 9}}}}}}}}};
-    auto applied = server_.CallJson("admin", "POST", "/v1/policies", policy, &code);
+    auto applied = testing::PolicySigner(server_).Apply(policy, &code);
     ASSERT_EQ(code, 201) << (applied.ok() ? applied->dump() : applied.status().ToString());
   }
 

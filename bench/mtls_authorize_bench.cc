@@ -1,0 +1,258 @@
+// Load generator (issue 8): POST /v1/authorize over mTLS keep-alive connections to a real
+// `toani server --dev`, beside the baseline GET /healthz over the same connections in the
+// same run (TLS + HTTP + route table, no policy, keyd or audit work). Prints requests/s,
+// p50 and p99 of each, and the peak resident memory (VmHWM) of the server and of keyd.
+//
+//   mtls_authorize_bench [--connections N] [--seconds S]
+//
+// Each authorize evaluates the policy, has keyd mint a PASETO v4 token and appends one
+// durable (fsync'd, group-committed) audit entry before answering.
+#include <arpa/inet.h>
+#include <dirent.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <sodium.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <csignal>
+#include <cstdio>
+#include <fstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "common/encoding.h"
+#include "server/https_server.h"
+#include "server/pki.h"
+#include "server_harness.h"
+
+namespace {
+
+using nlohmann::json;
+using toani::testing::ServerHarness;
+using Clock = std::chrono::steady_clock;
+
+class Conn {
+ public:
+  Conn(int port, const std::string& pki) {
+    ctx_ = SSL_CTX_new(TLS_client_method());
+    SSL_CTX_set_min_proto_version(ctx_, TLS1_3_VERSION);
+    SSL_CTX_load_verify_locations(ctx_, (pki + "/ca.pem").c_str(), nullptr);
+    SSL_CTX_set_verify(ctx_, SSL_VERIFY_PEER, nullptr);
+    SSL_CTX_use_certificate_chain_file(ctx_, (pki + "/agent.pem").c_str());
+    SSL_CTX_use_PrivateKey_file(ctx_, (pki + "/agent-key.pem").c_str(), SSL_FILETYPE_PEM);
+    fd_ = ::socket(AF_INET, SOCK_STREAM, 0);
+    int one = 1;
+    ::setsockopt(fd_, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    sockaddr_in sa{};
+    sa.sin_family = AF_INET;
+    sa.sin_port = htons(static_cast<uint16_t>(port));
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    ok_ = ::connect(fd_, reinterpret_cast<sockaddr*>(&sa), sizeof sa) == 0;
+    if (!ok_) return;
+    ssl_ = SSL_new(ctx_);
+    SSL_set_fd(ssl_, fd_);
+    ok_ = SSL_connect(ssl_) == 1;
+  }
+  ~Conn() {
+    if (ssl_ != nullptr) SSL_free(ssl_);
+    if (fd_ >= 0) ::close(fd_);
+    SSL_CTX_free(ctx_);
+  }
+  bool ok() const { return ok_; }
+  // One request on the kept-alive connection; returns the status (0 on failure).
+  int Do(const std::string& raw) {
+    if (SSL_write(ssl_, raw.data(), static_cast<int>(raw.size())) <= 0) return 0;
+    buf_.clear();
+    char tmp[16384];
+    for (;;) {
+      int n = SSL_read(ssl_, tmp, sizeof tmp);
+      if (n <= 0) return 0;
+      buf_.append(tmp, static_cast<size_t>(n));
+      size_t head = buf_.find("\r\n\r\n");
+      if (head == std::string::npos) continue;
+      size_t cl = buf_.find("Content-Length: ");
+      if (cl == std::string::npos || cl > head) cl = buf_.find("content-length: ");
+      if (cl == std::string::npos || cl > head) return 0;
+      size_t len = std::stoul(buf_.substr(cl + 16));
+      if (buf_.size() >= head + 4 + len) return std::stoi(buf_.substr(9, 3));
+    }
+  }
+
+ private:
+  SSL_CTX* ctx_ = nullptr;
+  SSL* ssl_ = nullptr;
+  int fd_ = -1;
+  bool ok_ = false;
+  std::string buf_;
+};
+
+struct Result {
+  double rps = 0, p50_ms = 0, p99_ms = 0;
+  size_t failed = 0;
+};
+
+Result Load(int port, const std::string& pki, int conns, int seconds, const std::string& raw,
+            int want_status) {
+  std::vector<std::vector<double>> lat(static_cast<size_t>(conns));
+  std::atomic<size_t> failed{0};
+  std::atomic<bool> stop{false};
+  std::vector<std::thread> ts;
+  auto t0 = Clock::now();
+  for (int i = 0; i < conns; ++i) {
+    ts.emplace_back([&, i] {
+      Conn c(port, pki);
+      if (!c.ok()) {
+        ++failed;
+        return;
+      }
+      auto& mine = lat[static_cast<size_t>(i)];
+      while (!stop.load(std::memory_order_relaxed)) {
+        auto s = Clock::now();
+        int st = c.Do(raw);
+        if (st != want_status) {
+          ++failed;
+          if (st == 0) return;
+          continue;
+        }
+        mine.push_back(std::chrono::duration<double, std::milli>(Clock::now() - s).count());
+      }
+    });
+  }
+  std::this_thread::sleep_for(std::chrono::seconds(seconds));
+  stop = true;
+  for (auto& t : ts) t.join();
+  double secs = std::chrono::duration<double>(Clock::now() - t0).count();
+  std::vector<double> all;
+  for (auto& v : lat) all.insert(all.end(), v.begin(), v.end());
+  std::sort(all.begin(), all.end());
+  Result r;
+  r.failed = failed;
+  r.rps = static_cast<double>(all.size()) / secs;
+  if (!all.empty()) {
+    r.p50_ms = all[all.size() / 2];
+    r.p99_ms = all[std::min(all.size() - 1, all.size() * 99 / 100)];
+  }
+  return r;
+}
+
+long PeakRssKb(int pid) {
+  std::ifstream f("/proc/" + std::to_string(pid) + "/status");
+  std::string line;
+  while (std::getline(f, line)) {
+    if (line.rfind("VmHWM:", 0) == 0) return std::stol(line.substr(6));
+  }
+  return -1;
+}
+
+int ChildNamed(int parent, const std::string& comm) {
+  DIR* d = ::opendir("/proc");
+  int found = -1;
+  while (dirent* e = ::readdir(d)) {
+    int pid = std::atoi(e->d_name);
+    if (pid <= 0) continue;
+    std::ifstream f("/proc/" + std::to_string(pid) + "/stat");
+    std::string stat((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+    size_t open = stat.find('('), close = stat.rfind(')');
+    if (open == std::string::npos || close == std::string::npos) continue;
+    std::string name = stat.substr(open + 1, close - open - 1);
+    int ppid = std::atoi(stat.c_str() + close + 4);
+    if (ppid == parent && name == comm.substr(0, 15)) found = pid;
+  }
+  ::closedir(d);
+  return found;
+}
+
+std::string Post(const std::string& path, const std::string& body) {
+  return "POST " + path + " HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n" +
+         "Content-Length: " + std::to_string(body.size()) + "\r\n\r\n" + body;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  int conns = 8, seconds = 10;
+  for (int i = 1; i + 1 < argc; i += 2) {
+    std::string a = argv[i];
+    if (a == "--connections") conns = std::atoi(argv[i + 1]);
+    if (a == "--seconds") seconds = std::atoi(argv[i + 1]);
+  }
+  if (sodium_init() < 0) return 1;
+  std::signal(SIGPIPE, SIG_IGN);
+  ServerHarness h;
+  const std::string cfg = h.data_dir().substr(0, h.data_dir().rfind('/')) + "/bench.json";
+  std::ofstream(cfg) << R"({"rate_limit_rps": 0, "threads": 4})";
+  h.extra_args = {"--config", cfg};
+  if (auto st = h.Start(); !st.ok()) {
+    std::fprintf(stderr, "server: %s\n", st.message().c_str());
+    return 1;
+  }
+  const std::string pki = h.data_dir() + "/pki";
+  // Credential + policy (the action is never executed: no target needed).
+  auto keyd = h.CallJson("admin", "GET", "/v1/keyd");
+  auto intake = toani::Base64UrlDecodeStrict((*keyd)["intake_public_key"].get<std::string>());
+  const std::string secret = "sk_bench_value";
+  toani::Bytes sealed(secret.size() + crypto_box_SEALBYTES);
+  crypto_box_seal(sealed.data(), reinterpret_cast<const uint8_t*>(secret.data()), secret.size(),
+                  intake->data());
+  long code = 0;
+  auto cred = h.CallJson(
+      "admin", "POST", "/v1/credentials",
+      {{"name", "bench"}, {"type", "api_key"}, {"sealed", toani::Base64UrlEncode(sealed)}}, &code);
+  if (!cred.ok() || code != 201) {
+    std::fprintf(stderr, "credential: %ld\n", code);
+    return 1;
+  }
+  json policy = {
+      {"policy_id", "bench"},
+      {"version", 1},
+      {"actions",
+       {{"bench.balance",
+         {{"agents", {"demo-agent"}},
+          {"connector", "http"},
+          {"credential", (*cred)["id"]},
+          {"inject", {{"kind", "header"}, {"name", "Authorization"}, {"prefix", "Bearer "}}},
+          {"request", {{"method", "GET"}, {"url", "https://bank.example:443/a/{{account}}"}}},
+          {"params",
+           {{"type", "object"},
+            {"additionalProperties", false},
+            {"required", {"account"}},
+            {"properties", {{"account", {{"type", "string"}, {"pattern", "^[0-9]{4,12}$"}}}}}}},
+          {"egress", {{{"host", "bank.example"}, {"port", 443}}}},
+          {"risk_tier", "low"},
+          {"token_ttl_seconds", 300}}}}}};
+  auto ap = h.CallJson("admin", "POST", "/v1/policies", policy, &code);
+  if (!ap.ok() || code != 201) {
+    std::fprintf(stderr, "policy: %ld %s\n", code, ap.ok() ? ap->dump().c_str() : "");
+    return 1;
+  }
+  const int port = std::stoi(h.address().substr(h.address().rfind(':') + 1));
+  const std::string health = "GET /healthz HTTP/1.1\r\nHost: localhost\r\n\r\n";
+  const std::string authz =
+      Post("/v1/authorize",
+           json{{"action", "bench.balance"}, {"params", {{"account", "12345678"}}}}.dump());
+  std::printf("toani mTLS keep-alive load: %d connections, %d s per phase, %u CPUs\n", conns,
+              seconds, std::thread::hardware_concurrency());
+  (void)Load(port, pki, conns, 2, authz, 200);  // warm-up
+  Result base = Load(port, pki, conns, seconds, health, 200);
+  Result auth = Load(port, pki, conns, seconds, authz, 200);
+  std::printf("%-34s %12s %10s %10s %8s\n", "phase", "req/s", "p50 ms", "p99 ms", "failed");
+  std::printf("%-34s %12.0f %10.2f %10.2f %8zu\n", "baseline GET /healthz", base.rps, base.p50_ms,
+              base.p99_ms, base.failed);
+  std::printf("%-34s %12.0f %10.2f %10.2f %8zu\n", "POST /v1/authorize", auth.rps, auth.p50_ms,
+              auth.p99_ms, auth.failed);
+  auto sj = json::parse(toani::testing::ReadFileOrEmpty(h.data_dir() + "/server.json"));
+  int server_pid = sj["pid"];
+  int keyd_pid = ChildNamed(server_pid, "toani-keyd");
+  std::printf("peak RSS: server %ld KiB, keyd %ld KiB\n", PeakRssKb(server_pid),
+              keyd_pid > 0 ? PeakRssKb(keyd_pid) : -1L);
+  std::printf("targets: authorize >= 3000 req/s on 2 cores, p99 < 10 ms\n");
+  h.Stop();
+  return 0;
+}
