@@ -56,9 +56,9 @@ class RedisLimitCounter final : public LimitCounter {
     if (!r) return Drop("EVAL failed");
     if (r->type != REDIS_REPLY_ARRAY || r->elements != 2 ||
         r->element[0]->type != REDIS_REPLY_INTEGER) {
-      return Status::Unavailable(
-          "redis limit counter: " +
-          (r->type == REDIS_REPLY_ERROR ? std::string(r->str, r->len) : "unexpected reply"));
+      return Status::Unavailable("redis limit counter: " + (r->type == REDIS_REPLY_ERROR
+                                                                ? std::string(r->str, r->len)
+                                                                : "unexpected reply"));
     }
     LimitResult out;
     out.admitted = r->element[0]->integer == 1;

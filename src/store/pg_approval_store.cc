@@ -1,5 +1,5 @@
-// PostgreSQL implementations of PolicyKeyStore, ApprovalStore and LimitCounter (issue 5
-// interfaces; tables in docs/storage.md §1, migration 2). Every check-and-set is one
+// PostgreSQL implementations of ApprovalStore and LimitCounter (issue 5 interfaces;
+// tables in docs/storage.md §1, migration 3). Every check-and-set is one
 // transaction holding the row lock (SELECT … FOR UPDATE), so it is atomic across nodes.
 #include <nlohmann/json.hpp>
 
@@ -10,69 +10,6 @@ namespace toani::store {
 namespace {
 
 using nlohmann::json;
-
-class PgPolicyKeyStore final : public PolicyKeyStore {
- public:
-  explicit PgPolicyKeyStore(PgPool* pool) : pool_(pool) {}
-
-  Status AddPolicyKey(const PolicyKeyRecord& r) override {
-    TOANI_ASSIGN_OR_RETURN(auto c, pool_->Acquire());
-    auto res = c->Exec(
-        "INSERT INTO policy_keys(tenant,key_id,public_key,name,added_by,added_at,revoked_at) "
-        "VALUES($1,$2,$3,$4,$5,$6,'')",
-        {PgParam::Text(r.tenant), PgParam::Text(r.key_id), PgParam::Text(r.public_key),
-         PgParam::Text(r.name), PgParam::Text(r.added_by), PgParam::Text(r.added_at)});
-    if (res.status().code() == StatusCode::kAlreadyExists)
-      return Status::AlreadyExists("policy key " + r.key_id + " is already registered");
-    return res.status();
-  }
-
-  StatusOr<std::vector<PolicyKeyRecord>> ListPolicyKeys(const std::string& tenant) override {
-    TOANI_ASSIGN_OR_RETURN(auto c, pool_->Acquire());
-    TOANI_ASSIGN_OR_RETURN(
-        PgResult r, c->Exec("SELECT tenant,key_id,public_key,name,added_by,added_at,revoked_at "
-                            "FROM policy_keys WHERE tenant=$1 ORDER BY added_at, key_id",
-                            {PgParam::Text(tenant)}));
-    std::vector<PolicyKeyRecord> out;
-    for (int i = 0; i < r.rows(); ++i) out.push_back(Row(r, i));
-    return out;
-  }
-
-  StatusOr<PolicyKeyRecord> GetPolicyKey(const std::string& tenant,
-                                         const std::string& key_id) override {
-    TOANI_ASSIGN_OR_RETURN(auto c, pool_->Acquire());
-    TOANI_ASSIGN_OR_RETURN(
-        PgResult r, c->Exec("SELECT tenant,key_id,public_key,name,added_by,added_at,revoked_at "
-                            "FROM policy_keys WHERE tenant=$1 AND key_id=$2",
-                            {PgParam::Text(tenant), PgParam::Text(key_id)}));
-    if (r.rows() == 0) return Status::NotFound("policy key " + key_id + " is not registered");
-    return Row(r, 0);
-  }
-
-  Status RevokePolicyKey(const std::string& tenant, const std::string& key_id,
-                         const std::string& revoked_at) override {
-    TOANI_ASSIGN_OR_RETURN(auto c, pool_->Acquire());
-    TOANI_ASSIGN_OR_RETURN(
-        PgResult u, c->Exec("UPDATE policy_keys SET revoked_at=$1 WHERE tenant=$2 AND key_id=$3 "
-                            "AND revoked_at='' RETURNING 1",
-                            {PgParam::Text(revoked_at), PgParam::Text(tenant),
-                             PgParam::Text(key_id)}));
-    if (u.rows() == 1) return Status::Ok();
-    TOANI_ASSIGN_OR_RETURN(PgResult q,
-                           c->Exec("SELECT 1 FROM policy_keys WHERE tenant=$1 AND key_id=$2",
-                                   {PgParam::Text(tenant), PgParam::Text(key_id)}));
-    if (q.rows() == 1)
-      return Status::FailedPrecondition("policy key " + key_id + " is already revoked");
-    return Status::NotFound("policy key " + key_id + " is not registered");
-  }
-
- private:
-  static PolicyKeyRecord Row(const PgResult& r, int i) {
-    return {r.Text(i, 0), r.Text(i, 1), r.Text(i, 2), r.Text(i, 3),
-            r.Text(i, 4), r.Text(i, 5), r.Text(i, 6)};
-  }
-  PgPool* pool_;
-};
 
 constexpr const char* kApprovalCols =
     "tenant,id,agent,requester,user_name,action,params_hash,params,policy_id,policy_version,"
@@ -99,14 +36,16 @@ class PgApprovalStore final : public ApprovalStore {
     auto res = c->Exec(
         std::string("INSERT INTO approvals(") + kApprovalCols +
             ") VALUES($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$18,$19,$20)",
-        {PgParam::Text(r.tenant), PgParam::Text(r.id), PgParam::Text(r.agent),
-         PgParam::Text(r.requester), PgParam::Text(r.user), PgParam::Text(r.action),
-         PgParam::Text(r.params_hash), PgParam::Text(r.params), PgParam::Text(r.policy_id),
-         PgParam::Int(r.policy_version), PgParam::Text(r.risk_tier),
-         PgParam::Int(r.approvers_required), PgParam::Text(r.status),
-         PgParam::Text(r.created_at), PgParam::Int(r.expires_at), PgParam::Int(r.poll_interval),
-         PgParam::Int(r.last_polled_at), PgParam::Text(r.proof), PgParam::Text(r.decided_at),
-         PgParam::Text(DecisionsJson(r.decisions).dump())});
+        {PgParam::Text(r.tenant),        PgParam::Text(r.id),
+         PgParam::Text(r.agent),         PgParam::Text(r.requester),
+         PgParam::Text(r.user),          PgParam::Text(r.action),
+         PgParam::Text(r.params_hash),   PgParam::Text(r.params),
+         PgParam::Text(r.policy_id),     PgParam::Int(r.policy_version),
+         PgParam::Text(r.risk_tier),     PgParam::Int(r.approvers_required),
+         PgParam::Text(r.status),        PgParam::Text(r.created_at),
+         PgParam::Int(r.expires_at),     PgParam::Int(r.poll_interval),
+         PgParam::Int(r.last_polled_at), PgParam::Text(r.proof),
+         PgParam::Text(r.decided_at),    PgParam::Text(DecisionsJson(r.decisions).dump())});
     if (res.status().code() == StatusCode::kAlreadyExists)
       return Status::AlreadyExists("approval " + r.id + " exists");
     return res.status();
@@ -121,12 +60,12 @@ class PgApprovalStore final : public ApprovalStore {
                                                       const std::string& status,
                                                       size_t limit) override {
     TOANI_ASSIGN_OR_RETURN(auto c, pool_->Acquire());
-    TOANI_ASSIGN_OR_RETURN(
-        PgResult r, c->Exec(std::string("SELECT ") + kApprovalCols +
-                                " FROM approvals WHERE tenant=$1 AND ($2='' OR status=$2) "
-                                "ORDER BY created_at DESC, id DESC LIMIT $3",
-                            {PgParam::Text(tenant), PgParam::Text(status),
-                             PgParam::Int(static_cast<int64_t>(limit))}));
+    TOANI_ASSIGN_OR_RETURN(PgResult r,
+                           c->Exec(std::string("SELECT ") + kApprovalCols +
+                                       " FROM approvals WHERE tenant=$1 AND ($2='' OR status=$2) "
+                                       "ORDER BY created_at DESC, id DESC LIMIT $3",
+                                   {PgParam::Text(tenant), PgParam::Text(status),
+                                    PgParam::Int(static_cast<int64_t>(limit))}));
     std::vector<ApprovalRecord> out;
     for (int i = 0; i < r.rows(); ++i) out.push_back(Row(r, i));
     return out;
@@ -170,8 +109,8 @@ class PgApprovalStore final : public ApprovalStore {
           c->Exec("UPDATE approvals SET status=$1, decisions=$2, proof=$3, decided_at=$4, "
                   "decided_at_unix=$5 WHERE tenant=$6 AND id=$7 AND status='pending'",
                   {PgParam::Text(r.status), PgParam::Text(DecisionsJson(r.decisions).dump()),
-                   PgParam::Text(r.proof), PgParam::Text(r.decided_at),
-                   PgParam::Int(decided_unix), PgParam::Text(tenant), PgParam::Text(id)})
+                   PgParam::Text(r.proof), PgParam::Text(r.decided_at), PgParam::Int(decided_unix),
+                   PgParam::Text(tenant), PgParam::Text(id)})
               .status());
       out = std::move(r);
       return Status::Ok();
@@ -226,13 +165,12 @@ class PgApprovalStore final : public ApprovalStore {
                                         int64_t since) override {
     TOANI_ASSIGN_OR_RETURN(auto c, pool_->Acquire());
     TOANI_ASSIGN_OR_RETURN(
-        PgResult r,
-        c->Exec(std::string("SELECT ") + kApprovalCols +
-                    " FROM approvals WHERE tenant=$1 AND agent=$2 AND action=$3 AND "
-                    "params_hash=$4 AND status='denied' AND decided_at_unix>=$5 "
-                    "ORDER BY decided_at_unix DESC LIMIT 1",
-                {PgParam::Text(tenant), PgParam::Text(agent), PgParam::Text(action),
-                 PgParam::Text(params_hash), PgParam::Int(since)}));
+        PgResult r, c->Exec(std::string("SELECT ") + kApprovalCols +
+                                " FROM approvals WHERE tenant=$1 AND agent=$2 AND action=$3 AND "
+                                "params_hash=$4 AND status='denied' AND decided_at_unix>=$5 "
+                                "ORDER BY decided_at_unix DESC LIMIT 1",
+                            {PgParam::Text(tenant), PgParam::Text(agent), PgParam::Text(action),
+                             PgParam::Text(params_hash), PgParam::Int(since)}));
     if (r.rows() == 0) return Status::NotFound("no recent denial");
     return Row(r, 0);
   }
@@ -240,11 +178,10 @@ class PgApprovalStore final : public ApprovalStore {
  private:
   static StatusOr<ApprovalRecord> Get(PgConn& c, const std::string& tenant, const std::string& id,
                                       bool for_update) {
-    TOANI_ASSIGN_OR_RETURN(
-        PgResult r, c.Exec(std::string("SELECT ") + kApprovalCols +
-                               " FROM approvals WHERE tenant=$1 AND id=$2" +
-                               (for_update ? " FOR UPDATE" : ""),
-                           {PgParam::Text(tenant), PgParam::Text(id)}));
+    TOANI_ASSIGN_OR_RETURN(PgResult r, c.Exec(std::string("SELECT ") + kApprovalCols +
+                                                  " FROM approvals WHERE tenant=$1 AND id=$2" +
+                                                  (for_update ? " FOR UPDATE" : ""),
+                                              {PgParam::Text(tenant), PgParam::Text(id)}));
     if (r.rows() == 0) return Status::NotFound("approval " + id + " not found");
     return Row(r, 0);
   }
@@ -302,12 +239,11 @@ class PgLimitCounter final : public LimitCounter {
                                       {PgParam::Int(window_start - 86400)})
                                   .status());
       }
-      TOANI_RETURN_IF_ERROR(
-          c->Exec("INSERT INTO limit_counters(key,window_start,expires_at,total) "
-                  "VALUES($1,$2,$3,0) ON CONFLICT DO NOTHING",
-                  {PgParam::Text(key), PgParam::Int(window_start),
-                   PgParam::Int(window_start + window_seconds)})
-              .status());
+      TOANI_RETURN_IF_ERROR(c->Exec("INSERT INTO limit_counters(key,window_start,expires_at,total) "
+                                    "VALUES($1,$2,$3,0) ON CONFLICT DO NOTHING",
+                                    {PgParam::Text(key), PgParam::Int(window_start),
+                                     PgParam::Int(window_start + window_seconds)})
+                                .status());
       TOANI_ASSIGN_OR_RETURN(
           PgResult r, c->Exec("SELECT total FROM limit_counters WHERE key=$1 AND window_start=$2 "
                               "FOR UPDATE",
@@ -347,9 +283,6 @@ class PgLimitCounter final : public LimitCounter {
 
 }  // namespace
 
-std::unique_ptr<PolicyKeyStore> NewPgPolicyKeyStore(PgPool* pool) {
-  return std::make_unique<PgPolicyKeyStore>(pool);
-}
 std::unique_ptr<ApprovalStore> NewPgApprovalStore(PgPool* pool) {
   return std::make_unique<PgApprovalStore>(pool);
 }

@@ -9,7 +9,6 @@
 
 namespace toani::store {
 
-std::unique_ptr<PolicyKeyStore> NewPgPolicyKeyStore(PgPool* pool);
 std::unique_ptr<ApprovalStore> NewPgApprovalStore(PgPool* pool);
 std::unique_ptr<LimitCounter> NewPgLimitCounter(PgPool* pool);
 std::unique_ptr<ExecutionStore> NewPgExecutionStore(PgPool* pool);

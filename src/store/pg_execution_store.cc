@@ -19,10 +19,9 @@ class PgExecutionStore final : public ExecutionStore {
         "result,receipt) VALUES($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14)",
         {PgParam::Text(e.execution_id), PgParam::Text(e.tenant), PgParam::Text(e.agent),
          PgParam::Text(e.action), PgParam::Text(e.policy_id), PgParam::Int(e.policy_version),
-         PgParam::Text(e.params_hash), PgParam::Text(e.jti),
-         PgParam::Text(e.secret_credential_id), PgParam::Text(e.started_at),
-         PgParam::Int(e.expires_at), PgParam::Text(e.status), PgParam::Text(e.result),
-         PgParam::Text(e.receipt)});
+         PgParam::Text(e.params_hash), PgParam::Text(e.jti), PgParam::Text(e.secret_credential_id),
+         PgParam::Text(e.started_at), PgParam::Int(e.expires_at), PgParam::Text(e.status),
+         PgParam::Text(e.result), PgParam::Text(e.receipt)});
     if (r.status().code() == StatusCode::kAlreadyExists)
       return Status::AlreadyExists("execution exists");
     return r.status();
@@ -74,11 +73,11 @@ class PgExecutionStore final : public ExecutionStore {
       (void)c->Exec("DELETE FROM webhook_ids WHERE expires_at < $1",
                     {PgParam::Int(UnixSeconds(std::chrono::system_clock::now()) - 86400)});
     }
-    TOANI_ASSIGN_OR_RETURN(
-        PgResult r, c->Exec("INSERT INTO webhook_ids(execution_id,webhook_id,expires_at) "
-                            "VALUES($1,$2,$3) ON CONFLICT DO NOTHING RETURNING 1",
-                            {PgParam::Text(id), PgParam::Text(webhook_id),
-                             PgParam::Int(UnixSeconds(expires_at))}));
+    TOANI_ASSIGN_OR_RETURN(PgResult r,
+                           c->Exec("INSERT INTO webhook_ids(execution_id,webhook_id,expires_at) "
+                                   "VALUES($1,$2,$3) ON CONFLICT DO NOTHING RETURNING 1",
+                                   {PgParam::Text(id), PgParam::Text(webhook_id),
+                                    PgParam::Int(UnixSeconds(expires_at))}));
     if (r.rows() == 0) return Status::AlreadyExists("webhook id already seen");
     return Status::Ok();
   }
