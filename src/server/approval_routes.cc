@@ -206,11 +206,8 @@ HttpResponse PolicyPlane::Authorize(const Caller& c, const json& body) {
                                {"tee", Tee()}});
     if (!e.ok()) return Problem(e.status());
     const std::string expires = FormatRfc3339(SysTime(std::chrono::seconds(rec.expires_at)));
-    if (d_.announcer != nullptr) {
-      d_.announcer->Announce({{"type", "approval.requested"},
-                              {"timestamp", rec.created_at},
-                              {"data", ApprovalJson(rec)}});
-    }
+    // Queued for the approval webhook (no parameter values); never blocks or fails this call.
+    if (d_.announcer != nullptr) d_.announcer->Announce(rec);
     return JsonResponse(202, {{"decision", "approval_required"},
                               {"reason", d.reason},
                               {"approval_id", rec.id},
