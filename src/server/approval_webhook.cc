@@ -83,7 +83,7 @@ ApprovalWebhook::Stats ApprovalWebhook::stats() const {
   return {delivered_.load(), failed_.load(), dropped_.load()};
 }
 
-void ApprovalWebhook::Announce(const store::ApprovalRecord& r) {
+void ApprovalWebhook::Queue(const store::ApprovalRecord& r) {
   store::WebhookOutboxRow row;
   row.tenant = r.tenant;
   row.approval_id = r.id;
@@ -95,8 +95,10 @@ void ApprovalWebhook::Announce(const store::ApprovalRecord& r) {
     // The approval stands (approvers see it in GET /v1/approvals); only the push is lost.
     Log(LogLevel::kError, "approval_webhook", "queue_failed",
         {{"approval_id", r.id}, {"error", st.message()}});
-    return;
   }
+}
+
+void ApprovalWebhook::Kick() {
   {
     std::lock_guard<std::mutex> l(mu_);
     kicked_ = true;
@@ -125,7 +127,7 @@ void ApprovalWebhook::Run() {
       }
     }
     // Sleep until the next row is due (at most 1 s, so a clock that jumps is noticed),
-    // or until Announce() or the destructor wakes us.
+    // or until Kick() or the destructor wakes us.
     auto wait = std::chrono::milliseconds(1000);
     auto next = d_.outbox->NextDue();
     if (next.ok()) {
@@ -151,6 +153,17 @@ void ApprovalWebhook::Deliver(const store::WebhookOutboxRow& row) {
   if (!a.ok() && a.status().code() != StatusCode::kNotFound) {
     (void)d_.outbox->Reschedule(row.tenant, row.approval_id, row.attempts, now_ms + 1000,
                                 a.status().message());
+    return;
+  }
+  if (!a.ok() && row.expires_at > now) {
+    // Queued just before its approval is stored (or the server stopped in between and
+    // the approval never was): look again later; dropped at expiry.
+    const int64_t attempts = row.attempts + 1;
+    (void)d_.outbox->Reschedule(
+        row.tenant, row.approval_id, attempts,
+        now_ms + std::min<int64_t>(1000LL << std::min<int64_t>(attempts - 1, 8),
+                                   cfg_.max_backoff.count()),
+        "approval not stored (yet)");
     return;
   }
   if (!a.ok() || a->status != "pending" || a->expires_at <= now || row.expires_at <= now) {

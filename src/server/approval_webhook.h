@@ -1,12 +1,12 @@
 // Announces new approval requests to a configured webhook, signed per the Standard
 // Webhooks scheme (docs/api.md "Approval webhook", payload in docs/formats.md §11).
 //
-// Announce() queues the announcement in a durable outbox (SQLite, the server's
-// database) and returns: it never waits on the network and never fails the agent's
-// request. A worker thread delivers each queued announcement to the ONE configured URL
-// (no redirects; nothing in the payload chooses where it goes), signed by keyd with a
-// whsec_ secret stored as a sealed credential (the server never holds the secret).
-// Failures (network, TLS, non-2xx) are retried with exponential backoff for as long as
+// Queue() puts the announcement in a durable outbox (SQLite, the server's database)
+// before the approval is stored, Kick() wakes delivery after; both return at once: it never waits
+// on the network and never fails the agent's request. A worker thread delivers each queued
+// announcement to the ONE configured URL (no redirects; nothing in the payload chooses where it
+// goes), signed by keyd with a whsec_ secret stored as a sealed credential (the server never holds
+// the secret). Failures (network, TLS, non-2xx) are retried with exponential backoff for as long as
 // the approval is pending; rows left at shutdown are delivered after a restart. An
 // announcement whose approval was decided or expired in the meantime is dropped.
 #pragma once
@@ -30,9 +30,13 @@ namespace toani::server {
 class ApprovalAnnouncer {
  public:
   virtual ~ApprovalAnnouncer() = default;
-  // Queues the announcement of a new approval request. Thread-safe; returns at once
-  // (a failure to queue is logged, the approval itself stands).
-  virtual void Announce(const store::ApprovalRecord& approval) = 0;
+  // Durably queues the announcement of a new approval request. Called BEFORE the
+  // approval is stored, so a crash in between cannot lose it (an announcement whose
+  // approval never appears is dropped when it would have expired). Thread-safe; returns
+  // at once (a failure to queue is logged, the approval itself stands).
+  virtual void Queue(const store::ApprovalRecord& approval) = 0;
+  // Wakes delivery; called once the approval is stored.
+  virtual void Kick() = 0;
 };
 
 // The announcement body for `r` (docs/formats.md §11). Never holds parameter values.
@@ -63,7 +67,8 @@ class ApprovalWebhook final : public ApprovalAnnouncer {
   static StatusOr<std::unique_ptr<ApprovalWebhook>> Start(ApprovalWebhookConfig cfg, Deps deps);
   ~ApprovalWebhook() override;  // stops the thread; queued rows stay for the next run
 
-  void Announce(const store::ApprovalRecord& approval) override;
+  void Queue(const store::ApprovalRecord& approval) override;
+  void Kick() override;
 
   struct Stats {
     uint64_t delivered = 0, failed_attempts = 0, dropped = 0;

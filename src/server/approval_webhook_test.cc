@@ -379,6 +379,54 @@ TEST_F(ApprovalWebhookTest, MissingSigningSecretIsRetriedNotSentUnsigned) {
   EXPECT_NE((*rows)[0].last_error.find("cred_missing"), std::string::npos) << (*rows)[0].last_error;
 }
 
+// Queued before the approval is stored (so a crash in between loses nothing): not sent
+// while the approval is not there, sent once it is; dropped if it never appears.
+TEST_F(ApprovalWebhookTest, QueuedBeforeTheApprovalIsStoredIsSentOnlyOnceItIs) {
+  auto rx = Receiver(0);
+  ASSERT_TRUE(rx->ok());
+  StartPlane(HookUrl(*rx));
+  const int64_t now = UnixSeconds(SystemClock()());
+  store::ApprovalRecord rec;
+  rec.tenant = "dev";
+  rec.id = "apr_queuedfirst0001";
+  rec.agent = "payer";
+  rec.requester = "spiffe://dev/agent/payer";
+  rec.user = "-";
+  rec.action = "bank.pay";
+  rec.params_hash = "sha256:00";
+  rec.params = "{}";
+  rec.policy_id = "bank";
+  rec.policy_version = 1;
+  rec.risk_tier = "low";
+  rec.created_at = FormatRfc3339(SystemClock()());
+  rec.expires_at = now + 600;
+  hook_->Queue(rec);
+  hook_->Kick();
+  ASSERT_TRUE(WaitFor([&] {
+    auto l = outbox_->List();
+    return l.ok() && l->size() == 1 && (*l)[0].attempts >= 1;
+  }));
+  EXPECT_NE((*outbox_->List())[0].last_error.find("not stored"), std::string::npos);
+  EXPECT_EQ(Deliveries(*rx).size(), 0u);
+  ASSERT_TRUE(approvals_->CreateApproval(rec).ok());
+  ASSERT_TRUE(WaitFor([&] { return Deliveries(*rx).size() >= 1; }));
+  json got = Deliveries(*rx);
+  ASSERT_EQ(got.size(), 1u);
+  EXPECT_TRUE(got[0]["verified"].get<bool>());
+  EXPECT_EQ(got[0]["headers"]["webhook-id"], "msg_apr_queuedfirst0001");
+  EXPECT_EQ(json::parse(got[0]["body"].get<std::string>())["data"]["user"], nullptr);
+  // One whose approval never appears is dropped when it would have expired, unsent.
+  store::ApprovalRecord orphan = rec;
+  orphan.id = "apr_neverstored0001";
+  orphan.expires_at = UnixSeconds(SystemClock()()) + 2;
+  hook_->Queue(orphan);
+  hook_->Kick();
+  ASSERT_TRUE(WaitFor([&] { return OutboxSize() == 0; }));
+  EXPECT_EQ(hook_->stats().dropped, 1u);
+  EXPECT_EQ(Deliveries(*rx).size(), 1u);
+  EXPECT_EQ(hook_->stats().failed_attempts, 0u);  // "not stored yet" is not a failure
+}
+
 TEST_F(ApprovalWebhookTest, KeydSignsOnlyApprovalAnnouncements) {
   auto cred = store_->GetCredential("dev", "cred_whsec");
   ASSERT_TRUE(cred.ok());

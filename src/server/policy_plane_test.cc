@@ -42,10 +42,11 @@ class NoSandbox : public SandboxRunner {
 // Counts what the policy plane announces (the real webhook: approval_webhook_test).
 class CountingAnnouncer : public ApprovalAnnouncer {
  public:
-  void Announce(const store::ApprovalRecord& r) override {
+  void Queue(const store::ApprovalRecord& r) override {
     std::lock_guard<std::mutex> l(mu);
     ids.push_back(r.id);
   }
+  void Kick() override {}
   size_t count() {
     std::lock_guard<std::mutex> l(mu);
     return ids.size();
