@@ -323,6 +323,13 @@ int RunServer(const ServerOptions& opts) {
   ecfg.audit_outbox = (*audit_plane)->outbox.get();
   Executor executor(ecfg, store, replay_store, audit_log, keyd->get(), runner.get(),
                     (*keyd_status)["measurement"], SystemClock());
+  // Sandboxes started ahead of their executions, refilled in the background; each is
+  // used once (docs/connector-protocol.md §6.5). Destroyed before the executor.
+  const SandboxPrepConfig prep = executor.SandboxPrep();
+  SandboxPool sandbox_pool(opts.sandbox_pool_size,
+                           [prep] { return PrepareSandbox(prep, /*browser=*/false); });
+  executor.SetSandboxPool(&sandbox_pool);
+  Log(LogLevel::kInfo, "server", "sandbox_pool", {{"size", opts.sandbox_pool_size}});
   // Policy plane (issue 5): approvals and limit counters in SQLite (DATA/toani.db or
   // --store sqlite:PATH) — per node even with --store postgres (their PostgreSQL and
   // Redis implementations are not built yet); policy keys in PostgreSQL when configured.
