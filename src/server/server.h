@@ -59,6 +59,13 @@ struct ServerOptions {
   // Sandboxes kept started ahead of executions (each still used for exactly one);
   // 0 = off: every execution starts its own. Browser executions always start their own.
   size_t sandbox_pool_size = 2;
+  // Approval webhook (docs/api.md "Approval webhook"): new approval requests are POSTed
+  // to this https URL, Standard Webhooks-signed by keyd with the whsec_ secret held in
+  // the credential `approval_webhook_secret_credential`. "" = off.
+  std::string approval_webhook_url;
+  std::string approval_webhook_secret_credential;
+  std::string approval_webhook_ca;  // PEM trust anchors for the receiver; "" = system store
+  int approval_webhook_timeout_seconds = 10;
 };
 
 // Returns the process exit code. Writes DATA/server.json ({"address","pid"}) once
