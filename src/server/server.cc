@@ -4,9 +4,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <filesystem>
-#include <algorithm>
 #include <fstream>
 
 #include "audit/log.h"
@@ -15,8 +15,8 @@
 #include "keyd/client.h"
 #include "server/api.h"
 #include "server/approval_webhook.h"
-#include "server/config.h"
 #include "server/audit_plane.h"
+#include "server/config.h"
 #include "server/executor.h"
 #include "server/https_server.h"
 #include "server/key_routes.h"
@@ -106,7 +106,7 @@ int RunServer(const ServerOptions& opts) {
     return Fail("start_failed",
                 Status::InvalidArgument("--dev listens on loopback only (127.0.0.1 or ::1)"));
   }
-  SetMinLogLevel(opts.log_level == "debug"  ? LogLevel::kDebug
+  SetMinLogLevel(opts.log_level == "debug"   ? LogLevel::kDebug
                  : opts.log_level == "warn"  ? LogLevel::kWarn
                  : opts.log_level == "error" ? LogLevel::kError
                                              : LogLevel::kInfo);
@@ -136,10 +136,12 @@ int RunServer(const ServerOptions& opts) {
     ca_sources.push_back({pki->ca_cert, opts.crl.empty() ? data + "/pki/crl.pem" : opts.crl});
     std::string bundle;
     std::vector<fs::path> tenant_dirs;
-    for (const auto& e : fs::directory_iterator(data + "/pki/tenants", ec)) tenant_dirs.push_back(e.path());
+    for (const auto& e : fs::directory_iterator(data + "/pki/tenants", ec))
+      tenant_dirs.push_back(e.path());
     std::sort(tenant_dirs.begin(), tenant_dirs.end());
     for (const auto& t : tenant_dirs) {
-      if (fs::exists(t / "ca.pem")) ca_sources.push_back({(t / "ca.pem").string(), (t / "crl.pem").string()});
+      if (fs::exists(t / "ca.pem"))
+        ca_sources.push_back({(t / "ca.pem").string(), (t / "crl.pem").string()});
     }
     for (const auto& [ca, crl] : ca_sources) {
       std::ifstream f(ca);
@@ -220,19 +222,17 @@ int RunServer(const ServerOptions& opts) {
     sealed_opts.listen_host = opts.listen_host == "localhost" ? "127.0.0.1" : opts.listen_host;
     sealed_opts.port = opts.port;
     sealed_opts.max_body_bytes = 64 * 1024;
-    auto port = ServeWhileSealed(
-        tls, sealed_opts, keyd->get(), sigs,
-        [&](uint16_t p) {
-          std::string h = sealed_opts.listen_host == "::1" ? "[::1]" : sealed_opts.listen_host;
-          (void)WriteFileAtomic(data + "/server.json",
-                                json{{"address", "https://" + h + ":" + std::to_string(p)},
-                                     {"pid", ::getpid()},
-                                     {"tenant", tenant},
-                                     {"dev", false},
-                                     {"sealed", true}}
-                                        .dump() +
-                                    "\n");
-        });
+    auto port = ServeWhileSealed(tls, sealed_opts, keyd->get(), sigs, [&](uint16_t p) {
+      std::string h = sealed_opts.listen_host == "::1" ? "[::1]" : sealed_opts.listen_host;
+      (void)WriteFileAtomic(data + "/server.json",
+                            json{{"address", "https://" + h + ":" + std::to_string(p)},
+                                 {"pid", ::getpid()},
+                                 {"tenant", tenant},
+                                 {"dev", false},
+                                 {"sealed", true}}
+                                    .dump() +
+                                "\n");
+    });
     if (!port.ok()) {
       fs::remove(data + "/server.json", ec);
       return port.status().code() == StatusCode::kUnavailable
@@ -294,9 +294,16 @@ int RunServer(const ServerOptions& opts) {
     ecfg.connector_ca_file = data + "/connector-ca.pem";
     Log(LogLevel::kInfo, "server", "connector_ca", {{"file", opts.connector_ca}});
   }
-  auto executions = store::OpenSqliteExecutionStore(data + "/toani.db");
-  if (!executions.ok()) return Fail("store_failed", executions.status());
-  ecfg.executions = executions->get();
+  // Pending webhook executions: shared in PostgreSQL (a callback may reach any node).
+  std::unique_ptr<store::ExecutionStore> sqlite_executions;
+  if (pg) {
+    ecfg.executions = pg->executions();
+  } else {
+    auto executions = store::OpenSqliteExecutionStore(db_path);
+    if (!executions.ok()) return Fail("store_failed", executions.status());
+    sqlite_executions = std::move(*executions);
+    ecfg.executions = sqlite_executions.get();
+  }
   ecfg.public_url = opts.public_url;
   // Dev only: *.toani.test names resolve to loopback so local mock targets are
   // reachable. Every other check of the egress proxy still applies.
@@ -331,18 +338,54 @@ int RunServer(const ServerOptions& opts) {
                            [prep] { return PrepareSandbox(prep, /*browser=*/false); });
   executor.SetSandboxPool(&sandbox_pool);
   Log(LogLevel::kInfo, "server", "sandbox_pool", {{"size", opts.sandbox_pool_size}});
-  // Policy plane (issue 5): approvals and limit counters in SQLite (DATA/toani.db or
-  // --store sqlite:PATH) — per node even with --store postgres (their PostgreSQL and
-  // Redis implementations are not built yet); policy keys in PostgreSQL when configured.
-  auto policy_keys = store::OpenSqlitePolicyKeyStore(db_path);
-  if (!policy_keys.ok()) return Fail("store_failed", policy_keys.status());
-  // Policy-admin keys must be the same on every node: PostgreSQL when configured.
-  store::PolicyKeyStore* policy_key_store = pg ? pg->policy_keys() : policy_keys->get();
-  auto approvals = store::OpenSqliteApprovalStore(db_path);
-  if (!approvals.ok()) return Fail("store_failed", approvals.status());
-  auto limits = store::OpenSqliteLimitCounter(db_path);
-  if (!limits.ok()) return Fail("store_failed", limits.status());
-  // Approval webhook: announcements queue in DATA/toani.db and survive restarts.
+  // Policy plane (issue 5): with PostgreSQL, policy keys, approvals and limit counters
+  // are shared by every node (an approval asked on one node is granted on another and
+  // redeemed on a third); limit counters go to Redis when the replay store is Redis.
+  // Embedded: SQLite (DATA/toani.db or --store sqlite:PATH).
+  std::unique_ptr<store::PolicyKeyStore> sqlite_policy_keys;
+  std::unique_ptr<store::ApprovalStore> sqlite_approvals;
+  std::unique_ptr<store::LimitCounter> local_limits;
+  store::PolicyKeyStore* policy_key_store = nullptr;
+  store::ApprovalStore* approval_store = nullptr;
+  store::LimitCounter* limit_counter = nullptr;
+  std::string limits_kind;
+  if (opts.replay_store.rfind("redis://", 0) == 0) {
+    auto ropts = store::ParseRedisUrl(opts.replay_store);
+    if (!ropts.ok()) return Fail("replay_store_failed", ropts.status());
+    auto l = store::OpenRedisLimitCounter(*ropts);
+    if (!l.ok()) return Fail("replay_store_failed", l.status());
+    local_limits = std::move(*l);
+    limit_counter = local_limits.get();
+    limits_kind = "redis";
+  }
+  if (pg) {
+    policy_key_store = pg->policy_keys();
+    approval_store = pg->approvals();
+    if (limit_counter == nullptr) {
+      limit_counter = pg->limits();
+      limits_kind = "postgres";
+    }
+  } else {
+    auto policy_keys = store::OpenSqlitePolicyKeyStore(db_path);
+    if (!policy_keys.ok()) return Fail("store_failed", policy_keys.status());
+    sqlite_policy_keys = std::move(*policy_keys);
+    policy_key_store = sqlite_policy_keys.get();
+    auto approvals = store::OpenSqliteApprovalStore(db_path);
+    if (!approvals.ok()) return Fail("store_failed", approvals.status());
+    sqlite_approvals = std::move(*approvals);
+    approval_store = sqlite_approvals.get();
+    if (limit_counter == nullptr) {
+      auto limits = store::OpenSqliteLimitCounter(db_path);
+      if (!limits.ok()) return Fail("store_failed", limits.status());
+      local_limits = std::move(*limits);
+      limit_counter = local_limits.get();
+      limits_kind = "sqlite";
+    }
+  }
+  Log(LogLevel::kInfo, "server", "policy_stores",
+      {{"approvals", pg ? "postgres" : "sqlite"}, {"limits", limits_kind}});
+  // Approval webhook: announcements queue in this node's DATA/toani.db and survive
+  // restarts (with PostgreSQL too: the node that took the request announces it).
   std::unique_ptr<store::WebhookOutbox> webhook_outbox;
   std::unique_ptr<ApprovalWebhook> approval_webhook;
   if (!opts.approval_webhook_url.empty()) {
@@ -356,7 +399,7 @@ int RunServer(const ServerOptions& opts) {
     if (!ob.ok()) return Fail("store_failed", ob.status());
     webhook_outbox = std::move(*ob);
     auto w = ApprovalWebhook::Start(
-        wcfg, {webhook_outbox.get(), approvals->get(), store, keyd->get(), SystemClock()});
+        wcfg, {webhook_outbox.get(), approval_store, store, keyd->get(), SystemClock()});
     if (!w.ok()) return Fail("start_failed", w.status());
     approval_webhook = std::move(*w);
     Log(LogLevel::kInfo, "server", "approval_webhook",
@@ -366,8 +409,8 @@ int RunServer(const ServerOptions& opts) {
   pdeps.announcer = approval_webhook.get();
   pdeps.store = store;
   pdeps.keys = policy_key_store;
-  pdeps.approvals = approvals->get();
-  pdeps.limits = limits->get();
+  pdeps.approvals = approval_store;
+  pdeps.limits = limit_counter;
   pdeps.audit = audit_log;
   pdeps.keyd = keyd->get();
   pdeps.keyd_status = *keyd_status;
@@ -424,9 +467,8 @@ int RunServer(const ServerOptions& opts) {
   if (opts.public_url.empty()) {
     // Callbacks come from targets without client certificates: the public listener
     // when there is one.
-    executor.SetPublicUrl(public_https ? "https://" + host + ":" +
-                                             std::to_string(public_https->port())
-                                       : address);
+    executor.SetPublicUrl(
+        public_https ? "https://" + host + ":" + std::to_string(public_https->port()) : address);
   }
   Status w = WriteFileAtomic(
       data + "/server.json",

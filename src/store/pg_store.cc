@@ -12,6 +12,7 @@
 
 #include "common/encoding.h"
 #include "store/pg.h"
+#include "store/pg_internal.h"
 
 namespace toani::store {
 namespace {
@@ -69,6 +70,40 @@ CREATE TABLE policy_keys (
   tenant TEXT NOT NULL, key_id TEXT NOT NULL, public_key TEXT NOT NULL, name TEXT NOT NULL,
   added_by TEXT NOT NULL, added_at TEXT NOT NULL, revoked_at TEXT NOT NULL DEFAULT '',
   PRIMARY KEY (tenant, key_id));
+)sql"},
+    // Issue 5's approvals and limit counters and issue 7's pending (webhook) executions,
+    // shared by every node: an approval granted on one node, a rate limit counted on all,
+    // a callback arriving at any node.
+    {3, R"sql(
+CREATE FUNCTION toani_never_delete() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  RAISE EXCEPTION '% rows are never deleted', TG_TABLE_NAME USING ERRCODE = 'insufficient_privilege';
+END $$;
+CREATE TRIGGER policy_keys_no_delete BEFORE DELETE ON policy_keys
+  FOR EACH ROW EXECUTE FUNCTION toani_never_delete();
+CREATE TABLE approvals (
+  tenant TEXT NOT NULL, id TEXT NOT NULL, agent TEXT NOT NULL, requester TEXT NOT NULL,
+  user_name TEXT NOT NULL, action TEXT NOT NULL, params_hash TEXT NOT NULL, params TEXT NOT NULL,
+  policy_id TEXT NOT NULL, policy_version BIGINT NOT NULL, risk_tier TEXT NOT NULL,
+  approvers_required BIGINT NOT NULL, status TEXT NOT NULL, created_at TEXT NOT NULL,
+  expires_at BIGINT NOT NULL, poll_interval BIGINT NOT NULL, last_polled_at BIGINT NOT NULL,
+  proof TEXT NOT NULL, decided_at TEXT NOT NULL, decided_at_unix BIGINT NOT NULL DEFAULT 0,
+  decisions TEXT NOT NULL, PRIMARY KEY (tenant, id));
+CREATE INDEX approvals_denials
+  ON approvals(tenant, agent, action, params_hash, status, decided_at_unix);
+CREATE TRIGGER approvals_no_delete BEFORE DELETE ON approvals
+  FOR EACH ROW EXECUTE FUNCTION toani_never_delete();
+CREATE TABLE limit_counters (
+  key TEXT NOT NULL, window_start BIGINT NOT NULL, expires_at BIGINT NOT NULL,
+  total DOUBLE PRECISION NOT NULL, PRIMARY KEY (key, window_start));
+CREATE TABLE pending_executions (
+  execution_id TEXT PRIMARY KEY, tenant TEXT NOT NULL, agent TEXT NOT NULL, action TEXT NOT NULL,
+  policy_id TEXT NOT NULL, policy_version BIGINT NOT NULL, params_hash TEXT NOT NULL,
+  jti TEXT NOT NULL, secret_credential_id TEXT NOT NULL, started_at TEXT NOT NULL,
+  expires_at BIGINT NOT NULL, status TEXT NOT NULL, result TEXT NOT NULL, receipt TEXT NOT NULL);
+CREATE TABLE webhook_ids (
+  execution_id TEXT NOT NULL, webhook_id TEXT NOT NULL, expires_at BIGINT NOT NULL,
+  PRIMARY KEY (execution_id, webhook_id));
 )sql"},
 };
 
@@ -174,20 +209,22 @@ class PgStoreImpl final : public Store {
   StatusOr<CredentialRecord> GetCredential(const std::string& tenant,
                                            const std::string& id) override {
     TOANI_ASSIGN_OR_RETURN(auto c, pool_->Acquire());
-    TOANI_ASSIGN_OR_RETURN(PgResult r,
-                           c->Exec("SELECT tenant,id,name,type,version,blob,fingerprint,created_at,sensitivity "
-                                   "FROM credentials WHERE tenant=$1 AND id=$2",
-                                   {PgParam::Text(tenant), PgParam::Text(id)}));
+    TOANI_ASSIGN_OR_RETURN(
+        PgResult r,
+        c->Exec("SELECT tenant,id,name,type,version,blob,fingerprint,created_at,sensitivity "
+                "FROM credentials WHERE tenant=$1 AND id=$2",
+                {PgParam::Text(tenant), PgParam::Text(id)}));
     if (r.rows() == 0) return Status::NotFound("credential " + id + " not found");
     return Cred(r, 0);
   }
 
   StatusOr<std::vector<CredentialRecord>> ListCredentials(const std::string& tenant) override {
     TOANI_ASSIGN_OR_RETURN(auto c, pool_->Acquire());
-    TOANI_ASSIGN_OR_RETURN(PgResult r,
-                           c->Exec("SELECT tenant,id,name,type,version,blob,fingerprint,created_at,sensitivity "
-                                   "FROM credentials WHERE tenant=$1 ORDER BY id",
-                                   {PgParam::Text(tenant)}));
+    TOANI_ASSIGN_OR_RETURN(
+        PgResult r,
+        c->Exec("SELECT tenant,id,name,type,version,blob,fingerprint,created_at,sensitivity "
+                "FROM credentials WHERE tenant=$1 ORDER BY id",
+                {PgParam::Text(tenant)}));
     std::vector<CredentialRecord> out;
     for (int i = 0; i < r.rows(); ++i) out.push_back(Cred(r, i));
     return out;
@@ -230,10 +267,10 @@ class PgStoreImpl final : public Store {
   StatusOr<std::vector<PolicyRecord>> LatestPolicies(const std::string& tenant) override {
     TOANI_ASSIGN_OR_RETURN(auto c, pool_->Acquire());
     TOANI_ASSIGN_OR_RETURN(
-        PgResult r,
-        c->Exec("SELECT DISTINCT ON (policy_id) tenant,policy_id,version,document,applied_at,signatures,applied_by "
-                "FROM policies WHERE tenant=$1 ORDER BY policy_id, version DESC",
-                {PgParam::Text(tenant)}));
+        PgResult r, c->Exec("SELECT DISTINCT ON (policy_id) "
+                            "tenant,policy_id,version,document,applied_at,signatures,applied_by "
+                            "FROM policies WHERE tenant=$1 ORDER BY policy_id, version DESC",
+                            {PgParam::Text(tenant)}));
     std::vector<PolicyRecord> out;
     for (int i = 0; i < r.rows(); ++i) out.push_back(Pol(r, i));
     return out;
@@ -243,9 +280,11 @@ class PgStoreImpl final : public Store {
                                    int64_t version) override {
     TOANI_ASSIGN_OR_RETURN(auto c, pool_->Acquire());
     TOANI_ASSIGN_OR_RETURN(
-        PgResult r, c->Exec("SELECT tenant,policy_id,version,document,applied_at,signatures,applied_by FROM policies "
-                            "WHERE tenant=$1 AND policy_id=$2 AND version=$3",
-                            {PgParam::Text(tenant), PgParam::Text(id), PgParam::Int(version)}));
+        PgResult r,
+        c->Exec("SELECT tenant,policy_id,version,document,applied_at,signatures,applied_by FROM "
+                "policies "
+                "WHERE tenant=$1 AND policy_id=$2 AND version=$3",
+                {PgParam::Text(tenant), PgParam::Text(id), PgParam::Int(version)}));
     if (r.rows() == 0)
       return Status::NotFound("policy " + id + " v" + std::to_string(version) + " not found");
     return Pol(r, 0);
@@ -254,11 +293,11 @@ class PgStoreImpl final : public Store {
   StatusOr<std::vector<PolicyRecord>> PolicyHistory(const std::string& tenant,
                                                     const std::string& id) override {
     TOANI_ASSIGN_OR_RETURN(auto c, pool_->Acquire());
-    TOANI_ASSIGN_OR_RETURN(
-        PgResult r, c->Exec("SELECT tenant,policy_id,version,document,applied_at,signatures,"
-                            "applied_by FROM policies WHERE tenant=$1 AND policy_id=$2 "
-                            "ORDER BY version",
-                            {PgParam::Text(tenant), PgParam::Text(id)}));
+    TOANI_ASSIGN_OR_RETURN(PgResult r,
+                           c->Exec("SELECT tenant,policy_id,version,document,applied_at,signatures,"
+                                   "applied_by FROM policies WHERE tenant=$1 AND policy_id=$2 "
+                                   "ORDER BY version",
+                                   {PgParam::Text(tenant), PgParam::Text(id)}));
     if (r.rows() == 0) return Status::NotFound("policy " + id + " not found");
     std::vector<PolicyRecord> out;
     for (int i = 0; i < r.rows(); ++i) out.push_back(Pol(r, i));
@@ -332,9 +371,10 @@ class PgPolicyKeyStoreImpl final : public PolicyKeyStore {
                          const std::string& revoked_at) override {
     TOANI_ASSIGN_OR_RETURN(auto c, pool_->Acquire());
     TOANI_ASSIGN_OR_RETURN(
-        PgResult r, c->Exec("UPDATE policy_keys SET revoked_at=$3 WHERE tenant=$1 AND key_id=$2 "
-                            "AND revoked_at='' RETURNING key_id",
-                            {PgParam::Text(tenant), PgParam::Text(key_id), PgParam::Text(revoked_at)}));
+        PgResult r,
+        c->Exec("UPDATE policy_keys SET revoked_at=$3 WHERE tenant=$1 AND key_id=$2 "
+                "AND revoked_at='' RETURNING key_id",
+                {PgParam::Text(tenant), PgParam::Text(key_id), PgParam::Text(revoked_at)}));
     if (r.rows() == 1) return Status::Ok();
     TOANI_ASSIGN_OR_RETURN(PolicyKeyRecord k, GetPolicyKey(tenant, key_id));
     return Status::FailedPrecondition("policy key " + k.key_id + " is already revoked");
@@ -543,6 +583,9 @@ class PgDatabaseImpl final : public PgDatabase {
         audit_(&pool_),
         replay_(&pool_, std::move(clock)),
         policy_keys_(&pool_),
+        approvals_(NewPgApprovalStore(&pool_)),
+        limits_(NewPgLimitCounter(&pool_)),
+        executions_(NewPgExecutionStore(&pool_)),
         url_(url),
         node_(node) {}
 
@@ -583,6 +626,9 @@ class PgDatabaseImpl final : public PgDatabase {
   AuditStore* audit() override { return &audit_; }
   ReplayStore* replay() override { return &replay_; }
   PolicyKeyStore* policy_keys() override { return &policy_keys_; }
+  ApprovalStore* approvals() override { return approvals_.get(); }
+  LimitCounter* limits() override { return limits_.get(); }
+  ExecutionStore* executions() override { return executions_.get(); }
   AuditHandoff* handoff() override {
     std::lock_guard<std::mutex> l(mu_);
     if (!handoff_) handoff_ = std::make_unique<PgHandoffImpl>(&pool_, url_, node_);
@@ -612,6 +658,9 @@ class PgDatabaseImpl final : public PgDatabase {
   PgAuditStoreImpl audit_;
   PgReplayStoreImpl replay_;
   PgPolicyKeyStoreImpl policy_keys_;
+  std::unique_ptr<ApprovalStore> approvals_;
+  std::unique_ptr<LimitCounter> limits_;
+  std::unique_ptr<ExecutionStore> executions_;
   std::string url_, node_;
   std::mutex mu_;
   std::unique_ptr<PgHandoffImpl> handoff_;

@@ -25,8 +25,11 @@ class PgDatabase {
   virtual Store* store() = 0;
   virtual AuditStore* audit() = 0;
   virtual AuditHandoff* handoff() = 0;
-  virtual ReplayStore* replay() = 0;
-  virtual PolicyKeyStore* policy_keys() = 0;  // registered policy-admin keys (issue 5)  // the jti table, when no Redis is configured
+  virtual ReplayStore* replay() = 0;          // the jti table, when no Redis is configured
+  virtual PolicyKeyStore* policy_keys() = 0;  // registered policy-admin keys (issue 5)
+  virtual ApprovalStore* approvals() = 0;     // human approvals (issue 5)
+  virtual LimitCounter* limits() = 0;         // rate limits and budgets, when no Redis
+  virtual ExecutionStore* executions() = 0;   // pending webhook executions (issue 7)
   // The schema version after migrations.
   virtual int schema_version() const = 0;
   // Records `value` under `key` the first time; later calls must give the same value

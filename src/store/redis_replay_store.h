@@ -32,4 +32,9 @@ StatusOr<RedisReplayOptions> ParseRedisUrl(const std::string& url);
 StatusOr<std::unique_ptr<ReplayStore>> OpenRedisReplayStore(const RedisReplayOptions& options,
                                                             Clock clock);
 
+// The Redis 7 LimitCounter: rate limits and budgets counted once across every node that
+// shares the Redis (one Lua script per TryAdd, atomic). Same options and fail-closed
+// behaviour as the replay store (the key prefix is "toani:limit:"; `key_prefix` is not used).
+StatusOr<std::unique_ptr<LimitCounter>> OpenRedisLimitCounter(const RedisReplayOptions& options);
+
 }  // namespace toani::store

@@ -2,13 +2,17 @@
 // three `toani server` nodes (each with its own keyd, unsealed with the same Shamir
 // shares), a concurrent mixed workload through all of them — credentials added on one
 // node used on another, policies applied on a third, tokens minted on one node executed
-// on another, replays tried on every node — and the sequencing node killed with SIGKILL
+// on another, approvals asked on one node, granted on a second and redeemed on a third,
+// a rate limit counted across all nodes, replays tried on every node — and the sequencing
+// node killed with SIGKILL
 // mid-run. Then: no token ran twice, every acknowledged execution is in the log, the log
 // exported by a survivor passes `toani audit verify`, and the workload finished on the
 // surviving nodes. Finally Redis is stopped: executions on every node fail closed.
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <ctime>
+#include <functional>
 #include <map>
 #include <mutex>
 #include <set>
@@ -139,9 +143,120 @@ TEST(Cluster, ThreeNodesMixedWorkloadSurvivesTheSequencerBeingKilled) {
     }
   };
 
+  // Approvals and limits are shared (PostgreSQL, Redis): bank3.balance needs one human
+  // approver; bank3.limited allows 5 authorizations per day for the whole cluster.
+  {
+    json doc = Policy("bank3", 1, *cred1, port);
+    json limited = doc["actions"]["bank3.balance"];
+    doc["actions"]["bank3.balance"]["approval"] = {{"approvers", 1}, {"ttl_seconds", 900}};
+    limited["rate_limits"] = {{{"per", "action"}, {"max", 5}, {"window_seconds", 86400}}};
+    doc["actions"]["bank3.limited"] = limited;
+    ap = ApplySignedPolicy(n2, n2, doc);
+    ASSERT_TRUE(ap.ok() && ap->status == 201) << (ap.ok() ? ap->body : ap.status().message());
+  }
+  // 12 authorizations at once, 4 per node: exactly 5 are admitted cluster-wide (a burst that
+  // straddles midnight UTC would see two windows: then it is tried again once).
+  for (int attempt = 0; attempt < 2; ++attempt) {
+    const int64_t day = std::time(nullptr) / 86400;
+    std::atomic<int> admitted{0}, limited{0};
+    std::vector<std::thread> burst;
+    for (int i = 0; i < 12; ++i) {
+      burst.emplace_back([&, i] {
+        auto r = nodes[i % 3]->Call(
+            "agent", "POST", "/v1/authorize",
+            {{"action", "bank3.limited"}, {"params", {{"account", std::to_string(900 + i)}}}});
+        if (r.ok() && r->status == 200) ++admitted;
+        if (r.ok() && r->status == 403 && r->body.find("rate") != std::string::npos) ++limited;
+      });
+    }
+    for (auto& t : burst) t.join();
+    if (std::time(nullptr) / 86400 != day && attempt == 0) continue;
+    EXPECT_EQ(admitted.load(), 5);
+    EXPECT_EQ(limited.load(), 7);
+    break;
+  }
+
+  // One approval flow: authorize on node a (202), approve as a human on node a+1, redeem
+  // the token on node a+2, execute on node a. Retried on survivors when a node dies.
+  std::atomic<int> approvals_redeemed{0};
+  auto on_alive = [&](size_t start, const std::function<bool(ClusterNode&)>& step) {
+    for (size_t k = 0; k < 6; ++k) {
+      ClusterNode* n = alive(start + k);
+      if (n != nullptr && step(*n)) return true;
+    }
+    return false;
+  };
+  auto approval_worker = [&](int w, int rounds) {
+    for (int r = 0; r < rounds; ++r) {
+      const json params = {{"account", std::to_string(50000 + w * 100 + r)}};
+      const size_t a = static_cast<size_t>(w + r);
+      std::string approval_id;
+      ASSERT_TRUE(on_alive(a, [&](ClusterNode& n) {
+        auto au = n.Call("agent", "POST", "/v1/authorize",
+                         {{"action", "bank3.balance"}, {"params", params}});
+        if (!au.ok() || au->status >= 500) return false;
+        EXPECT_EQ(au->status, 202) << au->body;
+        approval_id = json::parse(au->body).value("approval_id", "");
+        return true;
+      })) << "no node would ask for approval";
+      ASSERT_FALSE(approval_id.empty());
+      const bool approved = on_alive(a + 1, [&](ClusterNode& n) {
+        auto ok = n.Call("admin", "POST", "/v1/approvals/" + approval_id + "/approve",
+                         {{"comment", "cluster test"}});
+        if (!ok.ok() || ok->status >= 500) return false;
+        if (ok->status == 409) {  // a node died after recording it: it must show approved
+          auto g = n.Call("admin", "GET", "/v1/approvals/" + approval_id);
+          EXPECT_TRUE(g.ok() && g->status == 200 &&
+                      json::parse(g->body).value("status", "") == "approved")
+              << (g.ok() ? g->body : "");
+          return true;
+        }
+        EXPECT_EQ(ok->status, 200) << ok->body;
+        return true;
+      });
+      ASSERT_TRUE(approved);
+      std::string token;
+      on_alive(a + 2, [&](ClusterNode& n) {
+        for (int poll = 0; poll < 20; ++poll) {
+          auto t = n.Call("agent", "POST", "/v1/approvals/" + approval_id + "/token");
+          if (!t.ok() || t->status >= 500) return false;
+          const json b = json::parse(t->body);
+          if (t->status == 200) {
+            token = b.value("token", "");
+            EXPECT_EQ(b["hitl"].value("confirmed", false), true) << t->body;
+            return true;
+          }
+          const std::string err = b.value("error", "");
+          if (err == "invalid_grant") return true;  // issued to a node that then died
+          EXPECT_TRUE(err == "slow_down" || err == "authorization_pending") << t->body;
+          std::this_thread::sleep_for(std::chrono::seconds(b.value("interval", 1)));
+        }
+        return true;
+      });
+      if (token.empty()) continue;
+      on_alive(a, [&](ClusterNode& n) {
+        auto ex = n.Call("agent", "POST", "/v1/executions", {{"token", token}, {"params", params}});
+        if (!ex.ok() || ex->status >= 500) return ex.ok() || killed ? true : false;
+        if (ex->status == 409) return true;
+        EXPECT_EQ(ex->status, 200) << ex->body;
+        if (ex->status != 200) return true;
+        json body = json::parse(ex->body);
+        std::lock_guard<std::mutex> l(mu);
+        acked.push_back({body.value("execution_id", ""), token,
+                         body["receipt"].value("audit_index", uint64_t{0}),
+                         body["receipt"]["finish_audit_index"]});
+        ++successes_per_token[token];
+        ++approvals_redeemed;
+        if (killed) ++done_after_kill;
+        return true;
+      });
+    }
+  };
+
   // Phase 1: credential 2 added on node 2 while workers run; its policy applied on node 1.
   std::vector<std::thread> ts;
   for (int w = 0; w < 6; ++w) ts.emplace_back(worker, w, 4, "bank1");
+  for (int w = 0; w < 3; ++w) ts.emplace_back(approval_worker, w, 3);
   auto cred2 = AddCredential(n2, "bank-key-2", secret);
   ASSERT_TRUE(cred2.ok()) << cred2.status().message();
   ap = ApplySignedPolicy(n1, n1, Policy("bank2", 1, *cred2, port));
@@ -180,7 +295,9 @@ TEST(Cluster, ThreeNodesMixedWorkloadSurvivesTheSequencerBeingKilled) {
   killed = true;
   // More work arrives after the kill and lands on the survivors.
   for (int w = 9; w < 12; ++w) ts.emplace_back(worker, w, 3, w % 2 ? "bank1" : "bank2");
+  ts.emplace_back(approval_worker, 3, 3);
   for (auto& t : ts) t.join();
+  EXPECT_GE(approvals_redeemed.load(), 6) << "approval flows across nodes did not complete";
   EXPECT_GT(done_after_kill.load(), 0) << "nothing finished after the sequencer was killed";
 
   // A survivor took over sequencing.
@@ -232,6 +349,7 @@ TEST(Cluster, ThreeNodesMixedWorkloadSurvivesTheSequencerBeingKilled) {
   // finish; no jti started twice.
   std::map<std::string, json> started, finished;
   std::map<std::string, int> starts_per_jti;
+  std::map<std::string, int> approvals_logged;
   for (const json& e : list) {
     const std::string type = e.value("type", "");
     if (type == "execution.started") {
@@ -239,7 +357,12 @@ TEST(Cluster, ThreeNodesMixedWorkloadSurvivesTheSequencerBeingKilled) {
       ++starts_per_jti[e.value("jti", "")];
     }
     if (type == "execution.finished") finished[e.value("execution_id", "")] = e;
+    if (type == "approval.requested") ++approvals_logged["requested"];
+    if (type == "approval.approved") ++approvals_logged["approved"];
   }
+  // Every approval asked and granted across the nodes is in the one log.
+  EXPECT_GE(approvals_logged["requested"], approvals_redeemed.load());
+  EXPECT_GE(approvals_logged["approved"], approvals_redeemed.load());
   for (const auto& [jti, n] : starts_per_jti) EXPECT_EQ(n, 1) << "jti started twice: " << jti;
   for (const Acked& a : acked) {
     ASSERT_TRUE(started.count(a.execution_id)) << a.execution_id;
@@ -248,9 +371,9 @@ TEST(Cluster, ThreeNodesMixedWorkloadSurvivesTheSequencerBeingKilled) {
   }
   std::printf(
       "cluster: %zu executions acknowledged (%d after killing %s), %d replays refused, "
-      "%d transport errors, log size %zu, new sequencer %s\n",
+      "%d transport errors, %d approvals redeemed, log size %zu, new sequencer %s\n",
       acked.size(), done_after_kill.load(), seq_name.c_str(), replays_refused.load(),
-      transport_errors.load(), list.size(), next->name.c_str());
+      transport_errors.load(), approvals_redeemed.load(), list.size(), next->name.c_str());
 
   // Redis gone: executions fail closed on every node (503, nothing reaches the target).
   c.StopRedis();
@@ -266,6 +389,12 @@ TEST(Cluster, ThreeNodesMixedWorkloadSurvivesTheSequencerBeingKilled) {
     ASSERT_TRUE(ex.ok());
     EXPECT_EQ(ex->status, 503) << ex->body;
     EXPECT_NE(ex->body.find("replay store unavailable"), std::string::npos) << ex->body;
+    // Rate limits counted in Redis cannot be checked: denied, saying why.
+    auto lim = np->Call("agent", "POST", "/v1/authorize",
+                        {{"action", "bank3.limited"}, {"params", {{"account", "1"}}}});
+    ASSERT_TRUE(lim.ok());
+    EXPECT_EQ(lim->status, 403) << lim->body;
+    EXPECT_NE(lim->body.find("limits_unavailable"), std::string::npos) << lim->body;
   }
   EXPECT_EQ(bank->authorized.load(), hits);
   bank->server->Stop();

@@ -17,7 +17,9 @@
 #include "audit/note.h"
 #include "audit/test_util.h"
 #include "cluster/postgres_server.h"
+#include "security/redis_server.h"
 #include "store/pg.h"
+#include "store/redis_replay_store.h"
 
 namespace toani {
 namespace {
@@ -64,7 +66,7 @@ TEST(PgStore, MigrationsRunOnceEvenWhenNodesStartTogether) {
   for (int i = 0; i < 4; ++i) {
     ts.emplace_back([&] {
       auto db = store::PgDatabase::Open(url, "n", SystemClock());
-      if (db.ok() && (*db)->schema_version() == 2) ++ok;  // 2: issue 5 columns
+      if (db.ok() && (*db)->schema_version() == 3) ++ok;  // 3: approvals, limits, executions
     });
   }
   for (auto& t : ts) t.join();
@@ -73,7 +75,7 @@ TEST(PgStore, MigrationsRunOnceEvenWhenNodesStartTogether) {
   ASSERT_TRUE(c.ok());
   auto r = (*c)->Exec("SELECT COUNT(*) FROM toani_schema_migrations");
   ASSERT_TRUE(r.ok());
-  EXPECT_EQ(r->Int(0, 0), 2);
+  EXPECT_EQ(r->Int(0, 0), 3);
   // A schema newer than the build is refused with a clear message.
   ASSERT_TRUE((*c)->ExecScript("INSERT INTO toani_schema_migrations(version) VALUES (99)").ok());
   auto newer = store::PgDatabase::Open(url, "n", SystemClock());
@@ -187,6 +189,200 @@ TEST(PgStore, AuditTablesRefuseUpdateDeleteTruncate) {
   ASSERT_EQ(rows->size(), 1u);
   EXPECT_EQ((*rows)[0].entry, "{}");
   EXPECT_EQ(db->audit()->ReadTiles()->at(0).hashes, std::string(8192, 'h'));
+}
+
+// Issue 5's stores on PostgreSQL: two "nodes" (two databases handles) at once.
+TEST(PgStore, ApprovalsDecideAtomicallyAcrossNodes) {
+  const std::string url = FreshDb("approvals");
+  auto a = OpenDb(url, "a");
+  auto b = OpenDb(url, "b");
+  ASSERT_TRUE(a && b);
+  store::ApprovalRecord r;
+  r.tenant = "t";
+  r.id = "apr_1";
+  r.agent = "agent";
+  r.requester = "spiffe://t/agent/agent";
+  r.user = "-";
+  r.action = "bank.pay";
+  r.params_hash = "sha256:x";
+  r.params = "{}";
+  r.policy_id = "p";
+  r.policy_version = 1;
+  r.risk_tier = "high";
+  r.approvers_required = 2;
+  r.created_at = "2026-11-22T00:00:00Z";
+  r.expires_at = 4102444800;
+  ASSERT_TRUE(a->approvals()->CreateApproval(r).ok());
+  EXPECT_EQ(b->approvals()->CreateApproval(r).code(), StatusCode::kAlreadyExists);
+  // Eight approvers race on two nodes: exactly the second approve completes it, once.
+  std::atomic<int> finalized{0}, ok{0};
+  std::vector<std::thread> ts;
+  for (int i = 0; i < 8; ++i) {
+    ts.emplace_back([&, i] {
+      store::ApprovalStore* s = (i % 2 ? a : b)->approvals();
+      store::ApprovalDecisionRecord d{"spiffe://t/user/u" + std::to_string(i), "approve",
+                                      "2026-11-22T00:00:01Z", ""};
+      auto res = s->Decide("t", "apr_1", d, 1000, [&](const store::ApprovalRecord&) {
+        ++finalized;
+        return StatusOr<std::string>(std::string("sha256:proof"));
+      });
+      if (res.ok()) ++ok;
+    });
+  }
+  for (auto& t : ts) t.join();
+  EXPECT_EQ(ok.load(), 2);
+  EXPECT_EQ(finalized.load(), 1);
+  auto got = b->approvals()->GetApproval("t", "apr_1");
+  ASSERT_TRUE(got.ok());
+  EXPECT_EQ(got->status, "approved");
+  EXPECT_EQ(got->decisions.size(), 2u);
+  EXPECT_EQ(got->proof, "sha256:proof");
+  // Redeemed exactly once, whichever node asks.
+  std::atomic<int> redeemed{0};
+  ts.clear();
+  for (int i = 0; i < 6; ++i) {
+    ts.emplace_back([&, i] {
+      if ((i % 2 ? a : b)->approvals()->Redeem("t", "apr_1").ok()) ++redeemed;
+    });
+  }
+  for (auto& t : ts) t.join();
+  EXPECT_EQ(redeemed.load(), 1);
+  // Poll: slow_down when too soon; expiry is recorded.
+  r.id = "apr_2";
+  r.expires_at = 2000;
+  r.status = "pending";
+  ASSERT_TRUE(a->approvals()->CreateApproval(r).ok());
+  auto p1 = a->approvals()->Poll("t", "apr_2", 1000);
+  ASSERT_TRUE(p1.ok());
+  EXPECT_FALSE(p1->slow_down);
+  auto p2 = b->approvals()->Poll("t", "apr_2", 1001);
+  ASSERT_TRUE(p2.ok());
+  EXPECT_TRUE(p2->slow_down);
+  EXPECT_EQ(p2->record.poll_interval, 10);
+  auto late = b->approvals()->Decide(
+      "t", "apr_2", {"spiffe://t/user/z", "approve", "", ""}, 3000,
+      [](const store::ApprovalRecord&) { return StatusOr<std::string>(std::string("x")); });
+  EXPECT_EQ(late.status().code(), StatusCode::kFailedPrecondition);
+  EXPECT_EQ(a->approvals()->GetApproval("t", "apr_2")->status, "expired");
+  // Approvals are never deleted.
+  auto c = store::PgConn::Connect(url);
+  ASSERT_TRUE(c.ok());
+  EXPECT_FALSE((*c)->Exec("DELETE FROM approvals").ok());
+}
+
+TEST(PgStore, PolicyKeysAreRevokedNeverDeleted) {
+  const std::string url = FreshDb("policykeys");
+  auto db = OpenDb(url);
+  ASSERT_TRUE(db);
+  store::PolicyKeyRecord k{"t", "k4.pid.x", "k4.public.y", "alice", "admin", "now", ""};
+  ASSERT_TRUE(db->policy_keys()->AddPolicyKey(k).ok());
+  EXPECT_EQ(db->policy_keys()->AddPolicyKey(k).code(), StatusCode::kAlreadyExists);
+  EXPECT_EQ(db->policy_keys()->ListPolicyKeys("t")->size(), 1u);
+  EXPECT_TRUE(db->policy_keys()->RevokePolicyKey("t", "k4.pid.x", "later").ok());
+  EXPECT_EQ(db->policy_keys()->RevokePolicyKey("t", "k4.pid.x", "later").code(),
+            StatusCode::kFailedPrecondition);
+  EXPECT_EQ(db->policy_keys()->RevokePolicyKey("t", "nope", "later").code(), StatusCode::kNotFound);
+  EXPECT_EQ(db->policy_keys()->GetPolicyKey("t", "k4.pid.x")->revoked_at, "later");
+  auto c = store::PgConn::Connect(url);
+  ASSERT_TRUE(c.ok());
+  EXPECT_FALSE((*c)->Exec("DELETE FROM policy_keys").ok());
+}
+
+// A limit of 20 under 64 concurrent adds from two nodes admits exactly 20: PostgreSQL and
+// Redis alike. Redis stopped: Unavailable (the policy engine then denies).
+void ExpectExactLimit(store::LimitCounter* x, store::LimitCounter* y) {
+  std::atomic<int> admitted{0}, errors{0};
+  std::vector<std::thread> ts;
+  for (int i = 0; i < 64; ++i) {
+    ts.emplace_back([&, i] {
+      auto r = (i % 2 ? x : y)->TryAdd("agent/bank.pay", 1000, 60, 1.0, 20.0);
+      if (!r.ok()) ++errors;
+      if (r.ok() && r->admitted) ++admitted;
+    });
+  }
+  for (auto& t : ts) t.join();
+  EXPECT_EQ(errors.load(), 0);
+  EXPECT_EQ(admitted.load(), 20);
+  auto cur = x->Current("agent/bank.pay", 1000);
+  ASSERT_TRUE(cur.ok());
+  EXPECT_DOUBLE_EQ(*cur, 20.0);
+  EXPECT_DOUBLE_EQ(*y->Current("agent/bank.pay", 1060), 0.0);  // next window
+  auto budget = x->TryAdd("budget", 1000, 86400, 12.5, 20.0);
+  ASSERT_TRUE(budget.ok());
+  EXPECT_TRUE(budget->admitted);
+  budget = y->TryAdd("budget", 1000, 86400, 12.5, 20.0);
+  ASSERT_TRUE(budget.ok());
+  EXPECT_FALSE(budget->admitted);
+  EXPECT_DOUBLE_EQ(budget->total, 12.5);
+}
+
+TEST(PgStore, LimitCounterIsExactAcrossNodes) {
+  const std::string url = FreshDb("limits");
+  auto a = OpenDb(url, "a");
+  auto b = OpenDb(url, "b");
+  ASSERT_TRUE(a && b);
+  ExpectExactLimit(a->limits(), b->limits());
+}
+
+TEST(RedisLimits, ExactAcrossNodesAndFailClosed) {
+  testing::RedisServer redis;
+  ASSERT_TRUE(redis.Start());
+  auto o = store::ParseRedisUrl(redis.url());
+  ASSERT_TRUE(o.ok());
+  auto x = store::OpenRedisLimitCounter(*o);
+  auto y = store::OpenRedisLimitCounter(*o);
+  ASSERT_TRUE(x.ok() && y.ok()) << x.status().message();
+  ExpectExactLimit(x->get(), y->get());
+  redis.Stop();
+  auto r = (*x)->TryAdd("agent/bank.pay", 2000, 60, 1.0, 20.0);
+  EXPECT_EQ(r.status().code(), StatusCode::kUnavailable);
+  EXPECT_EQ((*y)->Current("agent/bank.pay", 2000).status().code(), StatusCode::kUnavailable);
+}
+
+// Issue 7's pending webhook executions on PostgreSQL: a callback may reach any node, and
+// exactly one callback finishes an execution.
+TEST(PgStore, PendingExecutionsFinishOnceFromAnyNode) {
+  const std::string url = FreshDb("executions");
+  auto a = OpenDb(url, "a");
+  auto b = OpenDb(url, "b");
+  ASSERT_TRUE(a && b);
+  store::PendingExecution e;
+  e.execution_id = "exe_1";
+  e.tenant = "t";
+  e.agent = "agent";
+  e.action = "shop.order";
+  e.policy_id = "p";
+  e.policy_version = 3;
+  e.params_hash = "sha256:x";
+  e.jti = "jti_1";
+  e.secret_credential_id = "cred_1";
+  e.started_at = "2026-11-22T00:00:00Z";
+  e.expires_at = 4102444800;
+  e.status = "pending";
+  ASSERT_TRUE(a->executions()->PutPending(e).ok());
+  EXPECT_EQ(b->executions()->PutPending(e).code(), StatusCode::kAlreadyExists);
+  auto got = b->executions()->GetExecution("exe_1");
+  ASSERT_TRUE(got.ok());
+  EXPECT_EQ(got->policy_version, 3);
+  EXPECT_EQ(got->secret_credential_id, "cred_1");
+  EXPECT_EQ(b->executions()->GetExecution("exe_2").status().code(), StatusCode::kNotFound);
+  // A webhook id is accepted once, whichever node sees it.
+  const SysTime later = std::chrono::system_clock::now() + std::chrono::hours(1);
+  EXPECT_TRUE(a->executions()->RememberWebhookId("exe_1", "msg_1", later).ok());
+  EXPECT_EQ(b->executions()->RememberWebhookId("exe_1", "msg_1", later).code(),
+            StatusCode::kAlreadyExists);
+  // Racing callbacks on both nodes: exactly one finishes it.
+  std::atomic<int> finished{0};
+  std::vector<std::thread> ts;
+  for (int i = 0; i < 8; ++i) {
+    ts.emplace_back([&, i] {
+      if ((i % 2 ? a : b)->executions()->FinishExecution("exe_1", "succeeded", "{}", "r").ok())
+        ++finished;
+    });
+  }
+  for (auto& t : ts) t.join();
+  EXPECT_EQ(finished.load(), 1);
+  EXPECT_EQ(a->executions()->GetExecution("exe_1")->status, "succeeded");
 }
 
 // Two nodes, one keyd root (dev key file copied, as operators copy keyd state), one log.
