@@ -3,7 +3,7 @@
 // same run (TLS + HTTP + route table, no policy, keyd or audit work). Prints requests/s,
 // p50 and p99 of each, and the peak resident memory (VmHWM) of the server and of keyd.
 //
-//   mtls_authorize_bench [--connections N] [--seconds S]
+//   mtls_authorize_bench [--connections N] [--threads T] [--seconds S]
 //
 // Each authorize evaluates the policy, has keyd mint a PASETO v4 token and appends one
 // durable (fsync'd, group-committed) audit entry before answering.
@@ -31,6 +31,7 @@
 #include "server/https_server.h"
 #include "server/pki.h"
 #include "server_harness.h"
+#include "signed_policy.h"
 
 namespace {
 
@@ -177,17 +178,18 @@ std::string Post(const std::string& path, const std::string& body) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  int conns = 8, seconds = 10;
+  int conns = 32, seconds = 10, threads = 32;
   for (int i = 1; i + 1 < argc; i += 2) {
     std::string a = argv[i];
     if (a == "--connections") conns = std::atoi(argv[i + 1]);
     if (a == "--seconds") seconds = std::atoi(argv[i + 1]);
+    if (a == "--threads") threads = std::atoi(argv[i + 1]);
   }
   if (sodium_init() < 0) return 1;
   std::signal(SIGPIPE, SIG_IGN);
   ServerHarness h;
   const std::string cfg = h.data_dir().substr(0, h.data_dir().rfind('/')) + "/bench.json";
-  std::ofstream(cfg) << R"({"rate_limit_rps": 0, "threads": 4})";
+  std::ofstream(cfg) << R"({"rate_limit_rps": 0, "threads": )" << threads << "}";
   h.extra_args = {"--config", cfg};
   if (auto st = h.Start(); !st.ok()) {
     std::fprintf(stderr, "server: %s\n", st.message().c_str());
@@ -227,7 +229,8 @@ int main(int argc, char** argv) {
           {"egress", {{{"host", "bank.example"}, {"port", 443}}}},
           {"risk_tier", "low"},
           {"token_ttl_seconds", 300}}}}}};
-  auto ap = h.CallJson("admin", "POST", "/v1/policies", policy, &code);
+  toani::testing::PolicySigner signer(h);  // policies are applied signed (issue 5)
+  auto ap = signer.Apply(policy, &code);
   if (!ap.ok() || code != 201) {
     std::fprintf(stderr, "policy: %ld %s\n", code, ap.ok() ? ap->dump().c_str() : "");
     return 1;
@@ -237,8 +240,9 @@ int main(int argc, char** argv) {
   const std::string authz =
       Post("/v1/authorize",
            json{{"action", "bench.balance"}, {"params", {{"account", "12345678"}}}}.dump());
-  std::printf("toani mTLS keep-alive load: %d connections, %d s per phase, %u CPUs\n", conns,
-              seconds, std::thread::hardware_concurrency());
+  std::printf(
+      "toani mTLS keep-alive load: %d connections, %d server threads, %d s per phase, %u CPUs\n",
+      conns, threads, seconds, std::thread::hardware_concurrency());
   (void)Load(port, pki, conns, 2, authz, 200);  // warm-up
   Result base = Load(port, pki, conns, seconds, health, 200);
   Result auth = Load(port, pki, conns, seconds, authz, 200);

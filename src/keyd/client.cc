@@ -15,10 +15,13 @@ namespace toani::keyd {
 StatusOr<std::unique_ptr<KeydProcess>> KeydProcess::Spawn(const std::string& keyd_path,
                                                           const std::string& state_dir, bool dev) {
   std::unique_ptr<KeydProcess> p(new KeydProcess(keyd_path, state_dir, dev));
+  std::lock_guard<std::mutex> wlock(p->write_mu_);
   std::lock_guard<std::mutex> lock(p->mu_);
   TOANI_RETURN_IF_ERROR(p->StartLocked());
   return p;
 }
+
+KeydProcess::Conn::~Conn() { ::close(fd); }  // keyd exits on EOF
 
 Status KeydProcess::StartLocked() {
   last_start_ = std::chrono::steady_clock::now();
@@ -46,19 +49,28 @@ Status KeydProcess::StartLocked() {
     ::_exit(127);
   }
   ::close(sv[1]);
-  fd_ = sv[0];
+  conn_ = std::make_shared<Conn>(sv[0]);
   pid_ = pid;
-  auto st = RoundTripLocked({{"op", "status"}});
+  // Nothing else is in flight yet (the caller holds both locks): a plain round trip.
+  Status w = WriteFrame(conn_->fd, {{"op", "status"}});
+  StatusOr<nlohmann::json> st = w.ok() ? ReadFrame(conn_->fd) : StatusOr<nlohmann::json>(w);
+  if (st.ok()) {
+    if (Status s = ReplyStatus(*st); !s.ok()) st = s;
+  }
   if (!st.ok()) {
     ReapLocked();
     return Status::Unavailable("keyd: did not start: " + st.status().message());
   }
+  sealed_ = st->value("sealed", true);
   return Status::Ok();
 }
 
 void KeydProcess::ReapLocked() {
-  if (fd_ >= 0) ::close(fd_);  // keyd exits on EOF
-  fd_ = -1;
+  if (conn_) {
+    // Wakes any caller blocked on the socket; the fd itself closes with its last user.
+    ::shutdown(conn_->fd, SHUT_RDWR);
+    conn_.reset();
+  }
   pid_t pid = pid_.exchange(-1);
   sealed_ = true;
   if (pid <= 0) return;
@@ -70,39 +82,88 @@ void KeydProcess::ReapLocked() {
   ::waitpid(pid, nullptr, 0);
 }
 
+void KeydProcess::FailLocked(const std::shared_ptr<Conn>& conn, const std::string& why) {
+  const Status failed = Status::Unavailable(
+      "keyd stopped while answering (" + why +
+      "); the request was not completed and will not be retried. The server restarts keyd: "
+      "retry");
+  for (Waiter* w : conn->inflight) {
+    w->reply = failed;
+    w->done = true;
+    w->cv.notify_one();
+  }
+  conn->inflight.clear();
+  if (conn_ == conn) ReapLocked();
+}
+
 KeydProcess::~KeydProcess() {
   std::lock_guard<std::mutex> lock(mu_);
   ReapLocked();
 }
 
-StatusOr<nlohmann::json> KeydProcess::RoundTripLocked(const nlohmann::json& request) {
-  Status w = WriteFrame(fd_, request);
-  StatusOr<nlohmann::json> reply = w.ok() ? ReadFrame(fd_) : StatusOr<nlohmann::json>(w);
-  if (!reply.ok()) {
-    ReapLocked();
-    return Status::Unavailable("keyd stopped while answering (" + reply.status().message() +
-                               "); the request was not completed and will not be retried. The "
-                               "server restarts keyd: retry");
-  }
-  if (reply->contains("sealed") && (*reply)["sealed"].is_boolean())
-    sealed_ = (*reply)["sealed"].get<bool>();
-  TOANI_RETURN_IF_ERROR(ReplyStatus(*reply));
-  return reply;
-}
-
 StatusOr<nlohmann::json> KeydProcess::Call(const nlohmann::json& request) {
-  std::lock_guard<std::mutex> lock(mu_);
-  if (fd_ < 0) {
-    if (std::chrono::steady_clock::now() - last_start_ < std::chrono::seconds(1)) {
-      return Status::Unavailable("keyd is not running; the server is restarting it: retry shortly");
+  Waiter me;
+  std::shared_ptr<Conn> conn;
+  {
+    // Frames go out one at a time, and each caller joins the in-flight queue in the same
+    // order as its frame, so replies (which keyd sends in order) match.
+    std::lock_guard<std::mutex> wlock(write_mu_);
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (!conn_) {
+        if (std::chrono::steady_clock::now() - last_start_ < std::chrono::seconds(1)) {
+          return Status::Unavailable(
+              "keyd is not running; the server is restarting it: retry shortly");
+        }
+        Status st = StartLocked();
+        if (!st.ok())
+          return Status::Unavailable("keyd is not running and could not be restarted: " +
+                                     st.message());
+      }
+      conn = conn_;
+      conn->inflight.push_back(&me);
     }
-    Status st = StartLocked();
-    if (!st.ok())
-      return Status::Unavailable("keyd is not running and could not be restarted: " + st.message());
+    // Not under mu_: a large frame may block until keyd reads it, and keyd may first
+    // need its earlier replies read (by a caller that takes mu_).
+    Status w = WriteFrame(conn->fd, request);
+    if (!w.ok()) {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (!me.done) FailLocked(conn, w.message());
+    }
   }
-  auto reply = RoundTripLocked(request);
-  if (!reply.ok() && reply.status().message().rfind("keyd is sealed", 0) == 0) sealed_ = true;
-  return reply;
+  std::unique_lock<std::mutex> lock(mu_);
+  while (!me.done) {
+    if (conn->reader_active) {
+      me.cv.wait(lock);
+      continue;
+    }
+    // No one is reading: read replies, handing each to its caller, until ours is here.
+    conn->reader_active = true;
+    lock.unlock();
+    StatusOr<nlohmann::json> reply = ReadFrame(conn->fd);
+    lock.lock();
+    conn->reader_active = false;
+    if (!reply.ok() || conn->inflight.empty()) {
+      FailLocked(conn, reply.ok() ? "a reply nobody asked for" : reply.status().message());
+      break;
+    }
+    if (reply->contains("sealed") && (*reply)["sealed"].is_boolean())
+      sealed_ = (*reply)["sealed"].get<bool>();
+    Waiter* w = conn->inflight.front();
+    conn->inflight.pop_front();
+    w->reply = std::move(reply);
+    w->done = true;
+    if (w != &me) w->cv.notify_one();
+  }
+  // Hand the reading over to the next caller still waiting, if any.
+  if (!conn->reader_active && !conn->inflight.empty()) conn->inflight.front()->cv.notify_one();
+  lock.unlock();
+  if (!me.reply.ok()) return me.reply.status();
+  if (Status st = ReplyStatus(*me.reply); !st.ok()) {
+    if (st.message().rfind("keyd is sealed", 0) == 0) sealed_ = true;
+    return st;
+  }
+  return std::move(me.reply);
 }
 
 }  // namespace toani::keyd

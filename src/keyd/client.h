@@ -2,17 +2,26 @@
 // one end of a socketpair as fd 3 and sends it framed requests. Every error talking
 // to keyd is Unavailable, so callers fail closed (HTTP 503).
 //
-// Supervision: if keyd dies (or stops answering) during a request, that request fails
-// with Unavailable — it is never retried, since keyd may or may not have acted on it —
-// and the dead child is reaped. The next request starts a new keyd (at most one
-// attempt per second). A new keyd in dev mode unseals itself from the key file; in
-// Shamir mode it starts sealed and the server answers 503 until an operator unseals.
+// Pipelining: calls from many threads share the one socket without waiting for each
+// other's round trips. Each caller writes its frame (in turn) and keyd, which answers
+// strictly in order, finds the next frames already queued, so one wake-up of keyd serves
+// many requests. Replies are matched to callers in the order the frames were written;
+// whichever waiting caller finds no reader reads replies for all until its own arrives.
+//
+// Supervision: if keyd dies (or stops answering) during a request, that request — and
+// every other request in flight on the same socket — fails with Unavailable; none is
+// retried, since keyd may or may not have acted on it, and the dead child is reaped.
+// The next request starts a new keyd (at most one attempt per second). A new keyd in dev
+// mode unseals itself from the key file; in Shamir mode it starts sealed and the server
+// answers 503 until an operator unseals.
 #pragma once
 
 #include <sys/types.h>
 
 #include <atomic>
 #include <chrono>
+#include <condition_variable>
+#include <deque>
 #include <memory>
 #include <mutex>
 #include <nlohmann/json.hpp>
@@ -45,14 +54,30 @@ class KeydProcess : public KeyServiceClient {
  private:
   KeydProcess(std::string path, std::string state_dir, bool dev)
       : path_(std::move(path)), state_dir_(std::move(state_dir)), dev_(dev) {}
-  Status StartLocked();  // spawns keyd and reads its status
-  void ReapLocked();     // closes the socket, kills and reaps the child
-  StatusOr<nlohmann::json> RoundTripLocked(const nlohmann::json& request);
+  // One caller's request in flight.
+  struct Waiter {
+    StatusOr<nlohmann::json> reply = Status::Unavailable("keyd: no reply");
+    bool done = false;
+    std::condition_variable cv;
+  };
+  // The socket to one keyd child; closed when the last caller using it lets go.
+  struct Conn {
+    explicit Conn(int f) : fd(f) {}
+    ~Conn();
+    const int fd;
+    std::deque<Waiter*> inflight;  // in the order their frames were written (under mu_)
+    bool reader_active = false;    // a caller is reading replies (under mu_)
+  };
+  Status StartLocked();  // spawns keyd and reads its status; needs write_mu_ and mu_
+  void ReapLocked();     // shuts the socket down, kills and reaps the child
+  // Fails every request in flight on `conn` and, if it is still the current one, reaps keyd.
+  void FailLocked(const std::shared_ptr<Conn>& conn, const std::string& why);
 
   const std::string path_, state_dir_;
   const bool dev_;
-  std::mutex mu_;
-  int fd_ = -1;
+  std::mutex write_mu_;  // one frame written at a time; taken before mu_
+  std::mutex mu_;        // conn_, pid_ changes, every Conn's inflight and reader_active
+  std::shared_ptr<Conn> conn_;
   std::atomic<pid_t> pid_{-1};
   std::atomic<bool> sealed_{true};
   std::chrono::steady_clock::time_point last_start_{};

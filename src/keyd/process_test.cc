@@ -1,6 +1,6 @@
 // Tests against the real toani-keyd executable: memory scan through /proc/PID/mem,
 // seccomp and no_new_privs, SO_PEERCRED/socket checks, malformed frames, and the
-// client's fail-closed restart when keyd dies.
+// client's fail-closed restart when keyd dies, and pipelined calls from many threads.
 #include <fcntl.h>
 #include <gtest/gtest.h>
 #include <signal.h>
@@ -8,10 +8,13 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <fstream>
 #include <sstream>
 #include <thread>
+#include <vector>
 
+#include "common/encoding.h"
 #include "keyd/client.h"
 #include "keyd/keyd_test_util.h"
 #include "keyd/protocol.h"
@@ -232,6 +235,70 @@ TEST(KeydSupervision, DeathFailsTheRequestClosedAndNextCallRestarts) {
   ASSERT_TRUE(again.ok()) << again.status().ToString();
   EXPECT_NE((*p)->pid(), first);
   EXPECT_EQ((*again)["sealed"], false);  // dev keyd unseals itself from the key file
+}
+
+// Many threads call at once over the one socket (pipelined): each gets the reply to its
+// own request — attestation evidence echoing its own nonce — and error replies (a nonce
+// keyd refuses) reach the caller that sent the bad request, not a neighbour.
+TEST(KeydPipelining, ConcurrentCallsEachGetTheirOwnReply) {
+  TempDir d;
+  auto p = KeydProcess::Spawn(KeydPath(), d.path.string(), true);
+  ASSERT_TRUE(p.ok()) << p.status().ToString();
+  constexpr int kThreads = 12, kCalls = 25;
+  std::atomic<int> matched{0}, refused{0}, wrong{0};
+  std::vector<std::thread> ts;
+  for (int t = 0; t < kThreads; ++t) {
+    ts.emplace_back([&, t] {
+      for (int i = 0; i < kCalls; ++i) {
+        if ((t + i) % 7 == 0) {  // too short a nonce: keyd answers with an error
+          auto bad = (*p)->Call(
+              {{"op", "attestation.evidence"}, {"nonce", Base64UrlEncode(AsBytes("short"))}});
+          (!bad.ok() && bad.status().code() == StatusCode::kInvalidArgument ? refused : wrong)++;
+          continue;
+        }
+        const std::string nonce = Base64UrlEncode(
+            AsBytes("nonce-" + std::to_string(t) + "-" + std::to_string(i) + "-padding"));
+        auto r = (*p)->Call({{"op", "attestation.evidence"}, {"nonce", nonce}});
+        (r.ok() && (*r)["evidence"].value("nonce", "") == nonce ? matched : wrong)++;
+      }
+    });
+  }
+  for (auto& t : ts) t.join();
+  int want_refused = 0;
+  for (int t = 0; t < kThreads; ++t)
+    for (int i = 0; i < kCalls; ++i) want_refused += (t + i) % 7 == 0;
+  EXPECT_EQ(wrong.load(), 0);
+  EXPECT_EQ(refused.load(), want_refused);
+  EXPECT_EQ(matched.load(), kThreads * kCalls - want_refused);
+}
+
+// keyd dies with several requests in flight: every one of them fails closed
+// (Unavailable, not retried), and the next call starts a new keyd.
+TEST(KeydSupervision, DeathFailsEveryRequestInFlight) {
+  TempDir d;
+  auto p = KeydProcess::Spawn(KeydPath(), d.path.string(), true);
+  ASSERT_TRUE(p.ok());
+  pid_t first = (*p)->pid();
+  ::kill(first, SIGSTOP);  // the requests queue up on the socket unanswered
+  constexpr int kCallers = 8;
+  std::atomic<int> unavailable{0}, other{0};
+  std::vector<std::thread> ts;
+  for (int i = 0; i < kCallers; ++i) {
+    ts.emplace_back([&] {
+      auto r = (*p)->Call({{"op", "status"}});
+      (!r.ok() && r.status().code() == StatusCode::kUnavailable ? unavailable : other)++;
+    });
+  }
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  ::kill(first, SIGKILL);
+  for (auto& t : ts) t.join();
+  EXPECT_EQ(unavailable.load(), kCallers);
+  EXPECT_EQ(other.load(), 0);
+  EXPECT_EQ((*p)->pid(), -1);
+  std::this_thread::sleep_for(std::chrono::milliseconds(1100));
+  auto again = (*p)->Call({{"op", "status"}});
+  ASSERT_TRUE(again.ok()) << again.status().ToString();
+  EXPECT_NE((*p)->pid(), first);
 }
 
 }  // namespace

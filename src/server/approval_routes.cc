@@ -7,6 +7,7 @@
 #include "common/log.h"
 #include "crypto/hash.h"
 #include "server/api.h"
+#include "server/metrics.h"
 #include "server/policy_plane.h"
 
 namespace toani::server {
@@ -136,6 +137,13 @@ HttpResponse PolicyPlane::Authorize(const Caller& c, const json& body) {
       return Problem(Status::InvalidArgument("field 'identity_proof' must be a PASETO v4.public token"));
     proof = body["identity_proof"];
   }
+  // toani_decisions_total{decision}: one count per well-formed authorize request, by what
+  // the agent was told: allow, approval_required, deny, or error (no decision could be
+  // made or made durable: the policy store, keyd or the audit log failed).
+  struct CountDecision {
+    const char* decision = "error";
+    ~CountDecision() { Metrics::Global().Inc("toani_decisions_total", {{"decision", decision}}); }
+  } counted;
   auto policies = CurrentPolicies(c.tenant);
   if (!policies.ok()) return Problem(policies.status());
   const SysTime now = d_.clock();
@@ -154,6 +162,7 @@ HttpResponse PolicyPlane::Authorize(const Caller& c, const json& body) {
                                {"reason", reason},
                                {"tee", Tee()}});
     if (!a.ok()) return Problem(a.status());
+    counted.decision = "deny";
     if (!d.known_action)
       return Problem(Status::NotFound("unknown action '" + action + "': no policy defines it"));
     HttpResponse r = Problem(Status::PermissionDenied(reason));
@@ -209,6 +218,7 @@ HttpResponse PolicyPlane::Authorize(const Caller& c, const json& body) {
                                {"reason", d.reason},
                                {"tee", Tee()}});
     if (!e.ok()) return Problem(e.status());
+    counted.decision = "approval_required";
     const std::string expires = FormatRfc3339(SysTime(std::chrono::seconds(rec.expires_at)));
     return JsonResponse(202, {{"decision", "approval_required"},
                               {"reason", d.reason},
@@ -234,6 +244,7 @@ HttpResponse PolicyPlane::Authorize(const Caller& c, const json& body) {
                                  {"reason", d.reason},
                                  {"tee", Tee()}});
   if (!entry.ok()) return Problem(entry.status());
+  counted.decision = "allow";
   return JsonResponse(200, {{"decision", "allow"},
                             {"reason", d.reason},
                             {"token", (*minted)["token"]},

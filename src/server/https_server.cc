@@ -39,6 +39,7 @@ using tcp = boost::asio::ip::tcp;
 
 constexpr std::chrono::seconds kLingerTime{2};  // drain a refused upload before closing
 constexpr size_t kMaxLingerBytes = 8 << 20;
+constexpr size_t kFirstReadBytes = 16 * 1024;  // the first read of a request
 constexpr const char* kServerHeader = "toani";
 
 std::string_view Std(beast::string_view s) { return {s.data(), s.size()}; }
@@ -199,10 +200,24 @@ class Session : public std::enable_shared_from_this<Session> {
     ReadHeader();
   }
 
+  // Waits (idle deadline) for the first byte of the next request, then reads it.
   void ReadHeader() {
     parser_.emplace();
     parser_->header_limit(static_cast<uint32_t>(shared_->options.max_header_bytes));
     parser_->body_limit(shared_->options.max_body_bytes);
+    if (buffer_.size() > 0) return StartRequest();  // pipelined: already here
+    Arm();
+    stream_.async_read_some(buffer_.prepare(kFirstReadBytes),
+                            [self = shared_from_this()](beast::error_code ec, size_t n) {
+                              if (ec) return;  // idle timeout, EOF or TLS error: drop it
+                              self->buffer_.commit(n);
+                              self->StartRequest();
+                            });
+  }
+
+  // The request's one deadline starts at its first byte and is not re-armed until its
+  // body is read: trickling headers or body never extends it (slow loris).
+  void StartRequest() {
     Arm();
     http::async_read_header(
         stream_, buffer_, *parser_,
@@ -215,7 +230,6 @@ class Session : public std::enable_shared_from_this<Session> {
     if (msg.version() >= 11 && AsciiIEquals(Std(msg[http::field::expect]), "100-continue") &&
         !parser_->is_done()) {
       continue_.emplace(http::status::continue_, msg.version());
-      Arm();
       http::async_write(stream_, *continue_,
                         [self = shared_from_this()](beast::error_code wec, size_t) {
                           if (!wec) self->ReadBody();
@@ -227,7 +241,6 @@ class Session : public std::enable_shared_from_this<Session> {
 
   void ReadBody() {
     if (parser_->is_done()) return Respond(Dispatch());
-    Arm();
     http::async_read(stream_, buffer_, *parser_,
                      [self = shared_from_this()](beast::error_code ec, size_t) {
                        if (ec) return self->OnReadError(ec);

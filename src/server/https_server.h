@@ -84,9 +84,13 @@ struct HttpsServerOptions {
   size_t max_body_bytes = 1 << 20;        // larger bodies get 413 without the handler
   size_t max_header_bytes = 16 * 1024;    // larger request heads get 431
   size_t threads = 4;                     // worker threads (>= 1)
-  // Deadline for the TLS handshake, for reading one whole request (headers + body) and
-  // for an idle keep-alive connection to send its next request.
-  std::chrono::seconds read_timeout{30};
+  // Three deadlines of this length: the TLS handshake; an idle keep-alive connection
+  // sending the first byte of its next request; and one whole request, counted from its
+  // first byte until the last byte of its body is read (headers, any 100-continue and
+  // the body together), so a client that trickles bytes (slow loris) is cut off when it
+  // passes however steadily it sends. Writing the answer has its own deadline of the
+  // same length.
+  std::chrono::milliseconds read_timeout{std::chrono::seconds(30)};
   size_t max_connections = 1024;  // further connections are closed on accept
 };
 

@@ -3,9 +3,11 @@
 #include "server/https_server.h"
 
 #include <curl/curl.h>
+#include <fcntl.h>
 #include <gtest/gtest.h>
 #include <openssl/bio.h>
 #include <openssl/ssl.h>
+#include <poll.h>
 
 #include <atomic>
 #include <chrono>
@@ -121,6 +123,67 @@ std::string RawTlsExchange(uint16_t port, const DevPkiPaths& pki, const std::str
   while ((n = BIO_read(bio.get(), buf, sizeof(buf))) > 0) out.append(buf, static_cast<size_t>(n));
   return out;
 }
+
+// A raw mTLS client (admin cert) that can send byte by byte and notice when the server
+// closes: the slow-loris tests.
+class DripClient {
+ public:
+  DripClient(uint16_t port, const DevPkiPaths& pki)
+      : ctx_(SSL_CTX_new(TLS_client_method()), &SSL_CTX_free) {
+    SSL_CTX_set_min_proto_version(ctx_.get(), TLS1_3_VERSION);
+    SSL_CTX_load_verify_locations(ctx_.get(), pki.ca_cert.c_str(), nullptr);
+    SSL_CTX_use_certificate_file(ctx_.get(), pki.admin_cert.c_str(), SSL_FILETYPE_PEM);
+    SSL_CTX_use_PrivateKey_file(ctx_.get(), pki.admin_key.c_str(), SSL_FILETYPE_PEM);
+    SSL_CTX_set_verify(ctx_.get(), SSL_VERIFY_PEER, nullptr);
+    bio_ = BIO_new_ssl_connect(ctx_.get());
+    std::string host = "127.0.0.1:" + std::to_string(port);
+    BIO_set_conn_hostname(bio_, host.c_str());
+    ok_ = BIO_do_connect(bio_) > 0 && BIO_do_handshake(bio_) > 0;
+    // Non-blocking from here: a read that finds only a session ticket returns at once.
+    int fd = -1;
+    BIO_get_fd(bio_, &fd);
+    if (ok_) ok_ = ::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) | O_NONBLOCK) == 0;
+  }
+  ~DripClient() { BIO_free_all(bio_); }
+  bool ok() const { return ok_; }
+  // Sends `bytes`; false once the server has closed the connection.
+  bool Send(std::string_view bytes) {
+    if (closed_) return false;
+    for (int tries = 0;; ++tries) {
+      if (BIO_write(bio_, bytes.data(), static_cast<int>(bytes.size())) > 0) break;
+      if (!BIO_should_retry(bio_) || tries > 100) {
+        closed_ = true;
+        break;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    return !closed_ && !ClosedWithin(std::chrono::milliseconds(0));
+  }
+  // Waits up to `wait` for the server to close (or answer); true when it closed.
+  bool ClosedWithin(std::chrono::milliseconds wait) {
+    if (closed_) return true;
+    int fd = -1;
+    BIO_get_fd(bio_, &fd);
+    pollfd p{fd, POLLIN, 0};
+    if (::poll(&p, 1, static_cast<int>(wait.count())) <= 0) return false;
+    char buf[4096];
+    int n = BIO_read(bio_, buf, sizeof buf);
+    if (n > 0) {
+      received_.append(buf, static_cast<size_t>(n));
+      return false;
+    }
+    if (BIO_should_retry(bio_)) return false;  // e.g. a session ticket, no app data
+    closed_ = true;
+    return true;
+  }
+  const std::string& received() const { return received_; }
+
+ private:
+  std::unique_ptr<SSL_CTX, decltype(&SSL_CTX_free)> ctx_;
+  BIO* bio_ = nullptr;
+  bool ok_ = false, closed_ = false;
+  std::string received_;
+};
 
 struct CurlHandle {
   CURL* c = curl_easy_init();
@@ -339,6 +402,64 @@ TEST_F(HttpsServerTest, StopIsPromptWithIdleKeepAliveConnection) {
   server_->Stop();  // idempotent
   // The idle connection was closed and nothing listens any more.
   EXPECT_NE(curl_easy_perform(h.c), CURLE_OK);
+}
+
+// Slow loris: every byte arrives well within any per-read timeout, but the whole request
+// (headers, then body) takes longer than the deadline. The server must cut it off at one
+// deadline counted from the request's first byte, not re-arm it for the body.
+TEST_F(HttpsServerTest, SlowLorisIsCutOffAtTheTotalRequestDeadline) {
+  using namespace std::chrono;
+  HttpsServerOptions opts;
+  opts.read_timeout = seconds(3);
+  StartServer(opts);
+  DripClient c(server_->port(), *pki_);
+  ASSERT_TRUE(c.ok());
+  const std::string head =
+      "POST /slow HTTP/1.1\r\nHost: a\r\nContent-Type: text/plain\r\n"
+      "Content-Length: 1000\r\nX-Pad: ";
+  const auto t0 = steady_clock::now();
+  // The whole head trickles in over ~2.4 s (under the deadline), then the body trickles.
+  bool open = true;
+  const auto per_byte = milliseconds(2400 / static_cast<int>(head.size()));
+  for (size_t i = 0; open && i < head.size(); ++i) {
+    open = c.Send(head.substr(i, 1)) && !c.ClosedWithin(per_byte);
+  }
+  if (open) open = c.Send("x\r\n\r\n");
+  while (open && steady_clock::now() - t0 < seconds(20)) {
+    open = c.Send("b") && !c.ClosedWithin(milliseconds(100));
+  }
+  const auto elapsed = steady_clock::now() - t0;
+  EXPECT_FALSE(open) << "the trickling request was never cut off";
+  // Cut at ~3 s from the first byte; re-arming per phase would let it run to ~5.4 s.
+  EXPECT_GE(elapsed, milliseconds(2900));
+  EXPECT_LT(elapsed, milliseconds(4500)) << duration_cast<milliseconds>(elapsed).count();
+  EXPECT_EQ(calls_.load(), 0);
+  EXPECT_EQ(c.received(), "");  // dropped at the deadline, not answered (e.g. not a 400)
+}
+
+// The request deadline starts at the request's first byte: time spent idle in keep-alive
+// before it does not count, and a request sent steadily within the deadline is served.
+TEST_F(HttpsServerTest, RequestDeadlineStartsAtTheFirstByteNotTheIdleWait) {
+  using namespace std::chrono;
+  HttpsServerOptions opts;
+  opts.read_timeout = seconds(3);
+  StartServer(opts);
+  DripClient c(server_->port(), *pki_);
+  ASSERT_TRUE(c.ok());
+  EXPECT_FALSE(c.ClosedWithin(milliseconds(2000)));  // idle, under the idle deadline
+  const std::string req = "GET /after-idle HTTP/1.1\r\nHost: a\r\n\r\n";
+  for (size_t i = 0; i < req.size(); ++i) {  // ~1.5 s: idle + request > 3 s, each < 3 s
+    ASSERT_TRUE(c.Send(req.substr(i, 1))) << "closed at byte " << i;
+    std::this_thread::sleep_for(milliseconds(1500 / static_cast<int>(req.size())));
+  }
+  const auto deadline = steady_clock::now() + seconds(10);
+  while (c.received().find("\r\n\r\n") == std::string::npos && steady_clock::now() < deadline &&
+         !c.ClosedWithin(milliseconds(100))) {
+  }
+  EXPECT_EQ(c.received().rfind("HTTP/1.1 200", 0), 0u) << c.received();
+  EXPECT_EQ(calls_.load(), 1);
+  // Idle past the deadline: the server closes the keep-alive connection.
+  EXPECT_TRUE(c.ClosedWithin(milliseconds(10000)));
 }
 
 TEST_F(HttpsServerTest, HandlersRunConcurrently) {

@@ -34,12 +34,9 @@ std::string ParamName(const std::string& seg) {
   return n;
 }
 
-// Matches `path` against `pattern`; fills params on success.
-bool MatchPath(const std::string& pattern, const std::string& path,
+// Matches the split path `got` against the split pattern `pat`; fills params on success.
+bool MatchPath(const std::vector<std::string>& pat, const std::vector<std::string>& got,
                std::map<std::string, std::string>* params) {
-  if (path.empty() || path[0] != '/') return false;
-  auto pat = Segments(pattern);
-  auto got = Segments(path);
   for (size_t i = 0; i < pat.size(); ++i) {
     if (IsRest(pat[i])) {
       if (i >= got.size()) return false;
@@ -83,12 +80,17 @@ void RouteTable::Add(Route r) {
   }
   TOANI_CHECK(r.tenancy != Tenancy::kPathTenant || r.path.find("{tenant}") != std::string::npos);
   for (const Route& o : routes_) TOANI_CHECK(!(o.method == r.method && o.path == r.path));
+  size_t literals = 0;
+  for (const auto& seg : segs) literals += IsParam(seg) ? 0 : 1;
+  patterns_.push_back({segs, literals});
   Metrics::Global().Describe("toani_http_requests_total", "counter",
                              "HTTP requests by route template, method and status code");
   Metrics::Global().Describe("toani_http_request_duration_seconds", "histogram",
                              "time from request parsed to answer built, by route");
-  Metrics::Global().Describe("toani_decisions_total", "counter",
-                             "authorize decisions: allow, approval_required, deny, error");
+  Metrics::Global().Describe(
+      "toani_decisions_total", "counter",
+      "POST /v1/authorize answers by decision: allow, approval_required, deny, "
+      "error (malformed requests and refused callers are not counted)");
   Metrics::Global().Describe("toani_executions_total", "counter",
                              "POST /v1/executions by outcome (finished includes connector errors)");
   Metrics::Global().Describe("toani_approval_requests_total", "counter",
@@ -98,17 +100,19 @@ void RouteTable::Add(Route r) {
 
 RouteTable::Match RouteTable::Find(const std::string& method, const std::string& path) const {
   Match m;
+  if (path.empty() || path[0] != '/') return m;
+  const std::vector<std::string> got = Segments(path);  // split once, not once per route
   // Literal segments win over parameters: "/v1/approvals/pending" before "/v1/approvals/{id}".
   size_t best_literals = 0;
-  for (const Route& r : routes_) {
+  for (size_t i = 0; i < routes_.size(); ++i) {
+    const Route& r = routes_[i];
     std::map<std::string, std::string> params;
-    if (!MatchPath(r.path, path, &params)) continue;
+    if (!MatchPath(patterns_[i].segments, got, &params)) continue;
     if (std::find(m.methods_on_path.begin(), m.methods_on_path.end(), r.method) ==
         m.methods_on_path.end())
       m.methods_on_path.push_back(r.method);
     if (r.method != method) continue;
-    size_t literals = 0;
-    for (const auto& s : Segments(r.path)) literals += IsParam(s) ? 0 : 1;
+    const size_t literals = patterns_[i].literals;
     if (m.route == nullptr || literals > best_literals) {
       m.route = &r;
       m.params = std::move(params);
@@ -147,13 +151,8 @@ HttpResponse RouteTable::Dispatch(const HttpRequest& req, bool mtls) const {
     Metrics::Global().Observe("toani_http_request_duration_seconds", {{"route", route_label}},
                               secs);
     // Business counters, read off the answers of the routes that make the decisions.
-    if (route_label == "/v1/authorize") {
-      const char* d = resp.status == 200                           ? "allow"
-                      : resp.status == 202                         ? "approval_required"
-                      : (resp.status == 403 || resp.status == 404) ? "deny"
-                                                                   : "error";
-      Metrics::Global().Inc("toani_decisions_total", {{"decision", d}});
-    } else if (route_label == "/v1/executions" && req.method == "POST") {
+    // (toani_decisions_total is counted by the authorize handler, which knows the decision.)
+    if (route_label == "/v1/executions" && req.method == "POST") {
       Metrics::Global().Inc("toani_executions_total",
                             {{"outcome", resp.status == 200 ? "finished" : "refused"}});
     } else if (route_label.rfind("/v1/approvals", 0) == 0 && req.method == "POST") {

@@ -116,6 +116,11 @@ class RouteTable {
   bool Allow(const std::string& key) const;  // rate limit
 
   std::vector<Route> routes_;
+  struct Pattern {  // routes_[i].path split into segments once, at Add
+    std::vector<std::string> segments;
+    size_t literals = 0;  // non-parameter segments: more literals win a tie
+  };
+  std::vector<Pattern> patterns_;
   RateLimit rate_limit_;
   std::function<bool()> sealed_;
   struct Bucket {

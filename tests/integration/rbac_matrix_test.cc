@@ -6,6 +6,7 @@
 //
 // Adding a route: add a row to kMatrix (docs/api.md "Adding a route").
 #include <gtest/gtest.h>
+#include <sodium.h>
 
 #include <filesystem>
 #include <fstream>
@@ -13,8 +14,10 @@
 #include <set>
 #include <sstream>
 
+#include "common/encoding.h"
 #include "server/pki.h"
 #include "server_harness.h"
+#include "signed_policy.h"
 
 namespace toani::testing {
 namespace {
@@ -242,6 +245,83 @@ TEST_F(RbacMatrixTest, ReadyzReportsEachDependencyAndMetricsAreExposed) {
   for (const char* name : {"# TYPE toani_http_requests_total counter",
                            "toani_http_request_duration_seconds_bucket{", "toani_audit_log_size "})
     EXPECT_NE(m->body.find(name), std::string::npos) << name;
+}
+
+// The value of one series in a Prometheus text exposition (0 when absent).
+double Sample(const std::string& text, const std::string& series) {
+  for (size_t at = text.find(series + " "); at != std::string::npos;
+       at = text.find(series + " ", at + 1)) {
+    if (at == 0 || text[at - 1] == '\n') return std::stod(text.substr(at + series.size() + 1));
+  }
+  return 0;
+}
+
+// toani_decisions_total{decision} counts what each well-formed authorize was told, read
+// back through GET /metrics: allow, approval_required, deny (unknown action, parameters
+// the schema refuses), and nothing for malformed requests or callers without the role.
+TEST_F(RbacMatrixTest, DecisionsAreCountedByOutcomeInMetrics) {
+  ASSERT_GE(sodium_init(), 0);
+  auto keyd = server_->CallJson("admin", "GET", "/v1/keyd");
+  ASSERT_TRUE(keyd.ok());
+  auto pk = Base64UrlDecodeStrict((*keyd)["intake_public_key"].get<std::string>());
+  ASSERT_TRUE(pk.ok());
+  const std::string secret = "sk_metrics_test_value";
+  Bytes sealed(secret.size() + crypto_box_SEALBYTES);
+  crypto_box_seal(sealed.data(), AsBytes(secret).data(), secret.size(), pk->data());
+  long code = 0;
+  auto cred = server_->CallJson(
+      "admin", "POST", "/v1/credentials",
+      {{"name", "m"}, {"type", "api_key"}, {"sealed", Base64UrlEncode(sealed)}}, &code);
+  ASSERT_EQ(code, 201) << cred->dump();
+  auto action = [&](bool approval) {
+    json a = {{"agents", {"matrix-agent"}},
+              {"connector", "http"},
+              {"credential", (*cred)["id"]},
+              {"request", {{"url", "https://bank.example/x/{{n}}"}}},
+              {"params",
+               {{"type", "object"},
+                {"additionalProperties", false},
+                {"required", {"n"}},
+                {"properties", {{"n", {{"type", "integer"}, {"minimum", 0}}}}}}},
+              {"egress", {{{"host", "bank.example"}}}}};
+    if (approval) a["approval"] = {{"approvers", 1}, {"ttl_seconds", 600}};
+    return a;
+  };
+  PolicySigner signer(*server_);
+  auto applied = signer.Apply({{"policy_id", "metrics"},
+                               {"version", 1},
+                               {"actions", {{"m.look", action(false)}, {"m.pay", action(true)}}}},
+                              &code);
+  ASSERT_TRUE(applied.ok());
+  ASSERT_EQ(code, 201) << applied->dump();
+
+  auto metrics = [&] {
+    auto m = server_->Call("r-operator", "GET", "/metrics", "");
+    EXPECT_TRUE(m.ok() && m->status == 200);
+    return m.ok() ? m->body : std::string();
+  };
+  auto count = [](const std::string& text, const char* decision) {
+    return Sample(text, std::string("toani_decisions_total{decision=\"") + decision + "\"}");
+  };
+  const std::string before = metrics();
+  auto authorize = [&](const std::string& who, const std::string& body) {
+    auto r = server_->Call(who, "POST", "/v1/authorize", body);
+    EXPECT_TRUE(r.ok());
+    return r.ok() ? r->status : 0L;
+  };
+  EXPECT_EQ(authorize("r-agent", R"({"action":"m.look","params":{"n":1}})"), 200);
+  EXPECT_EQ(authorize("r-agent", R"({"action":"m.look","params":{"n":2}})"), 200);
+  EXPECT_EQ(authorize("r-agent", R"({"action":"m.pay","params":{"n":3}})"), 202);
+  EXPECT_EQ(authorize("r-agent", R"({"action":"m.look","params":{"n":-1}})"), 403);
+  EXPECT_EQ(authorize("r-agent", R"({"action":"m.nope","params":{}})"), 404);
+  EXPECT_EQ(authorize("r-agent", R"({"action":"m.look"})"), 400);                      // malformed
+  EXPECT_EQ(authorize("r-operator", R"({"action":"m.look","params":{"n":1}})"), 403);  // role
+  const std::string after = metrics();
+  EXPECT_NE(after.find("# TYPE toani_decisions_total counter"), std::string::npos);
+  EXPECT_EQ(count(after, "allow") - count(before, "allow"), 2) << after;
+  EXPECT_EQ(count(after, "approval_required") - count(before, "approval_required"), 1);
+  EXPECT_EQ(count(after, "deny") - count(before, "deny"), 2);
+  EXPECT_EQ(count(after, "error") - count(before, "error"), 0);
 }
 
 }  // namespace
