@@ -225,6 +225,11 @@ class BwrapProcess final : public SandboxProcess {
     return Status::Internal("unexpected wait status");
   }
 
+  void RestartDeadline(std::chrono::milliseconds wall_timeout) override {
+    deadline_ = Clock::now() + wall_timeout;
+  }
+  bool Running() override { return !Reap(/*block=*/false); }
+
   // Scrubbed of credential-shaped strings before anyone (logs, operators) sees it; the
   // raw bytes never leave this object.
   std::string Stderr() const override { return ScrubCredentialShapes(err_buf_); }
@@ -315,7 +320,7 @@ class BwrapProcess final : public SandboxProcess {
   std::unique_ptr<SandboxCgroup> cgroup_;  // destroyed last: kills stragglers, rmdir
   const pid_t pid_;
   Fd pidfd_, in_, out_, err_;
-  const Clock::time_point deadline_;
+  Clock::time_point deadline_;
   const size_t max_line_, max_stderr_;
   std::string out_buf_, err_buf_;
   bool out_eof_ = false, err_eof_ = false;

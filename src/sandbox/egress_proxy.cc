@@ -133,9 +133,10 @@ struct EgressProxy::Impl {
   std::vector<std::pair<std::string, sockaddr_storage>> overrides;
   EgressProxyOptions options;
   Fd listen_fd;
-  Fd stop_r, stop_w;  // stop_r turns readable (forever) when Stop() is called
-  std::thread acceptor;
+  Fd stop_r, stop_w;     // stop_r turns readable (forever) when Stop() is called
+  std::thread acceptor;  // started by Bind()
   bool stopped = false;
+  bool bound = false;
 
   struct Worker {
     std::thread thread;
@@ -456,13 +457,16 @@ StatusOr<std::unique_ptr<EgressProxy>> EgressProxy::Start(std::string unix_socke
                                                           std::vector<EgressRule> allow,
                                                           std::vector<ResolverOverride> overrides,
                                                           EgressProxyOptions options) {
+  TOANI_ASSIGN_OR_RETURN(auto proxy,
+                         StartUnbound(std::move(unix_socket_path), std::move(overrides), options));
+  TOANI_RETURN_IF_ERROR(proxy->Bind(std::move(allow)));
+  return proxy;
+}
+
+StatusOr<std::unique_ptr<EgressProxy>> EgressProxy::StartUnbound(
+    std::string unix_socket_path, std::vector<ResolverOverride> overrides,
+    EgressProxyOptions options) {
   auto impl = std::make_unique<Impl>();
-  for (const EgressRule& r : allow) {
-    if (!ValidPattern(r.host) || r.port == 0) {
-      return Status::InvalidArgument("bad egress rule '" + r.host + ":" + std::to_string(r.port) +
-                                     "'");
-    }
-  }
   for (const ResolverOverride& o : overrides) {
     if (!ValidPattern(o.host_pattern)) {
       return Status::InvalidArgument("bad resolver override pattern '" + o.host_pattern + "'");
@@ -488,11 +492,12 @@ StatusOr<std::unique_ptr<EgressProxy>> EgressProxy::Start(std::string unix_socke
     return Status::Internal("bind " + unix_socket_path + ": " + strerror(errno));
   }
   // Any uid may connect: the socket is only reachable from the one sandbox it is bound
-  // into (and from the host, where the allow-list applies just the same).
-  if (::chmod(unix_socket_path.c_str(), 0666) != 0 || ::listen(impl->listen_fd.get(), 64) != 0) {
+  // into (and from the host, where the allow-list applies just the same). Until Bind()
+  // it does not listen, so a connect() is refused (ECONNREFUSED).
+  if (::chmod(unix_socket_path.c_str(), 0666) != 0) {
     const std::string err = strerror(errno);
     ::unlink(unix_socket_path.c_str());
-    return Status::Internal("chmod/listen " + unix_socket_path + ": " + err);
+    return Status::Internal("chmod " + unix_socket_path + ": " + err);
   }
   int pipe_fds[2];
   if (::pipe2(pipe_fds, O_CLOEXEC) != 0) {
@@ -502,13 +507,35 @@ StatusOr<std::unique_ptr<EgressProxy>> EgressProxy::Start(std::string unix_socke
   impl->stop_r = Fd(pipe_fds[0]);
   impl->stop_w = Fd(pipe_fds[1]);
   impl->path = std::move(unix_socket_path);
-  impl->allow = std::move(allow);
-  for (EgressRule& r : impl->allow) r.host = Lower(r.host);
   impl->options = options;
-  Impl* raw = impl.get();
-  impl->acceptor = std::thread([raw] { raw->AcceptLoop(); });
   return std::unique_ptr<EgressProxy>(new EgressProxy(std::move(impl)));
 }
+
+Status EgressProxy::Bind(std::vector<EgressRule> allow) {
+  if (impl_->stopped) return Status::FailedPrecondition("egress proxy is stopped");
+  if (impl_->bound) {
+    return Status::FailedPrecondition("egress proxy is already bound to an execution's allow-list");
+  }
+  // Once only, even when this call fails: `allow` is fixed before the first connection
+  // can be accepted and never changes afterwards.
+  impl_->bound = true;
+  for (const EgressRule& r : allow) {
+    if (!ValidPattern(r.host) || r.port == 0) {
+      return Status::InvalidArgument("bad egress rule '" + r.host + ":" + std::to_string(r.port) +
+                                     "'");
+    }
+  }
+  impl_->allow = std::move(allow);
+  for (EgressRule& r : impl_->allow) r.host = Lower(r.host);
+  if (::listen(impl_->listen_fd.get(), 64) != 0) {
+    return Status::Internal("listen " + impl_->path + ": " + strerror(errno));
+  }
+  Impl* raw = impl_.get();
+  impl_->acceptor = std::thread([raw] { raw->AcceptLoop(); });
+  return Status::Ok();
+}
+
+bool EgressProxy::bound() const { return impl_->bound; }
 
 void EgressProxy::Stop() {
   if (impl_->stopped) return;
@@ -516,7 +543,7 @@ void EgressProxy::Stop() {
   const char b = 1;
   while (::write(impl_->stop_w.get(), &b, 1) < 0 && errno == EINTR) {
   }
-  impl_->acceptor.join();
+  if (impl_->acceptor.joinable()) impl_->acceptor.join();
   std::list<Impl::Worker> workers;
   {
     std::lock_guard<std::mutex> lock(impl_->mu);

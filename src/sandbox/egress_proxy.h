@@ -61,6 +61,17 @@ class EgressProxy {
                                                       std::vector<EgressRule> allow,
                                                       std::vector<ResolverOverride> overrides,
                                                       EgressProxyOptions options = {});
+  // As Start(), but with no allow-list yet: the socket file exists (so it can be bound
+  // into a sandbox made ahead of time, see docs/connector-protocol.md §6.5) and does not
+  // listen, so every connect() to it is refused until Bind().
+  static StatusOr<std::unique_ptr<EgressProxy>> StartUnbound(
+      std::string unix_socket_path, std::vector<ResolverOverride> overrides,
+      EgressProxyOptions options = {});
+  // Fixes the allow-list of the one execution this proxy serves and starts accepting.
+  // Once per proxy: a second call is FailedPrecondition (a proxy never changes hands).
+  // InvalidArgument for bad rules (the proxy then stays closed).
+  Status Bind(std::vector<EgressRule> allow);
+  bool bound() const;
   // Stops accepting, closes every relay, joins all threads and removes the socket file.
   // Idempotent. A relay blocked in name resolution finishes it first.
   void Stop();

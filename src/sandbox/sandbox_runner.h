@@ -80,6 +80,12 @@ class SandboxProcess {
   // land here), with credential-shaped strings replaced (ScrubCredentialShapes). For
   // operators only: never forward to agents.
   virtual std::string Stderr() const = 0;
+  // Restarts the wall deadline at now + `wall_timeout` (a sandbox started ahead of its
+  // execution gets the whole budget when the execution begins). RLIMIT_CPU is not
+  // reset; an idle sandbox blocked on stdin uses none.
+  virtual void RestartDeadline(std::chrono::milliseconds wall_timeout) = 0;
+  // True while bwrap has not exited (reaps it if it has).
+  virtual bool Running() = 0;
   // Host pid of the bwrap process (for logs and tests).
   virtual pid_t pid() const = 0;
   // Host pids of every process the sandbox holds now (its cgroup's members; without

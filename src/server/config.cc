@@ -118,6 +118,8 @@ Status ApplyConfigText(const std::string& text, ServerOptions* o) {
       st = GetNumber(v, key, 1, 256, &o->threads);
     } else if (key == "max_connections") {
       st = GetNumber(v, key, 1, 1e6, &o->max_connections);
+    } else if (key == "sandbox_pool_size") {
+      st = GetNumber(v, key, 0, 64, &o->sandbox_pool_size);
     } else if (key == "mcp_allowed_origins") {
       st = GetStrings(v, key, &o->mcp_allowed_origins);
     } else if (key == "log_level") {
@@ -182,6 +184,7 @@ std::string ConfigJson(const ServerOptions& o) {
             {"threads", o.threads},
             {"max_connections", o.max_connections},
             {"mcp_allowed_origins", o.mcp_allowed_origins},
+            {"sandbox_pool_size", o.sandbox_pool_size},
             {"log_level", o.log_level},
             {"approval_webhook_url", o.approval_webhook_url},
             {"approval_webhook_secret_credential", o.approval_webhook_secret_credential},

@@ -14,6 +14,7 @@
 #include "crypto/hash.h"
 #include "policy/policy.h"
 #include "policy/template.h"
+#include "server/metrics.h"
 
 namespace toani::server {
 namespace {
@@ -27,39 +28,36 @@ std::string NewExecutionId() {
   return "exe_" + HexEncode(std::span<const uint8_t>(b, sizeof b));
 }
 
-// A per-execution directory the sandbox user can traverse (it holds the egress
-// socket and a copy of the CA file); removed when the execution ends.
-class ExecDir {
- public:
-  explicit ExecDir(const std::string& base) {
-    std::string tmpl = base + "/exec-XXXXXX";
-    if (::mkdtemp(tmpl.data()) != nullptr) {
-      path_ = tmpl;
-      ::chmod(path_.c_str(), 0711);
-    }
-  }
-  ~ExecDir() {
-    std::error_code ec;
-    if (!path_.empty()) fs::remove_all(path_, ec);
-  }
-  const std::string& path() const { return path_; }
-
- private:
-  std::string path_;
-};
-
 }  // namespace
 
-void ApplyBrowserSandbox(SandboxSpec& spec) {
-  spec.seccomp = SeccompProfile::kBrowser;
-  if (fs::exists("/etc/fonts")) spec.ro_binds.push_back({"/etc/fonts", "/etc/fonts"});
-  spec.memory_bytes = 1536ull << 20;
-  spec.max_pids = 512;
-  spec.max_processes = 4096;
-  spec.address_space_bytes = RLIM_INFINITY;  // V8 reserves large virtual cages
-  spec.tmpfs_bytes = 256ull << 20;           // Chromium's profile under /tmp
-  spec.wall_timeout += std::chrono::seconds(60);
-}
+// Where the time of one execution goes (docs/performance.md): each Mark() closes the
+// phase that ran since the previous one. Logged with execution_finished and observed
+// as toani_execution_phase_seconds{phase}.
+class PhaseClock {
+ public:
+  void Mark(const char* phase) {
+    const auto now = std::chrono::steady_clock::now();
+    phases_.emplace_back(phase, now - last_);
+    last_ = now;
+  }
+  json ToJson() const {
+    json j = json::object();
+    for (const auto& [name, d] : phases_) {
+      j[name] = std::chrono::duration_cast<std::chrono::microseconds>(d).count();
+    }
+    return j;
+  }
+  void Publish() const {
+    for (const auto& [name, d] : phases_) {
+      Metrics::Global().Observe("toani_execution_phase_seconds", {{"phase", name}},
+                                std::chrono::duration<double>(d).count());
+    }
+  }
+
+ private:
+  std::chrono::steady_clock::time_point last_ = std::chrono::steady_clock::now();
+  std::vector<std::pair<const char*, std::chrono::steady_clock::duration>> phases_;
+};
 
 Status Executor::Refuse(const Caller& caller, const std::string& type, const json& extra,
                         Status why) {
@@ -79,6 +77,7 @@ Status Executor::Refuse(const Caller& caller, const std::string& type, const jso
 
 StatusOr<json> Executor::Execute(const Caller& caller, const std::string& token,
                                  const json& params) {
+  PhaseClock phases;
   // 1. The token must verify (keyd checks tag, key id, tenant, expiry).
   auto verified =
       keyd_->Call({{"op", "token.verify"}, {"tenant", caller.tenant}, {"token", token}});
@@ -86,6 +85,7 @@ StatusOr<json> Executor::Execute(const Caller& caller, const std::string& token,
     if (verified.status().code() == StatusCode::kUnavailable) return verified.status();
     return Refuse(caller, "execution.refused", json::object(), verified.status());
   }
+  phases.Mark("token_verify");
   const json claims = (*verified)["claims"];
   const std::string jti = claims.value("jti", "");
   json ids = {{"jti", jti},
@@ -122,6 +122,7 @@ StatusOr<json> Executor::Execute(const Caller& caller, const std::string& token,
     return Status::Internal("token names an action its policy does not hold");
   const policy::ActionSpec& action = ait->second;
   const policy::ConnectorSpec& spec = action.connector_spec;
+  phases.Mark("policy_load");
   if (spec.kind == "webhook" && cfg_.executions == nullptr) {
     return Status::Unavailable("webhook executions are not configured on this server");
   }
@@ -156,6 +157,7 @@ StatusOr<json> Executor::Execute(const Caller& caller, const std::string& token,
   }
   TOANI_ASSIGN_OR_RETURN(store::CredentialRecord cred,
                          store_->GetCredential(caller.tenant, action.credential_id));
+  phases.Mark("job_build");
   // 4. Single use: consumed before anything runs.
   auto exp = ParseRfc3339(claims.value("exp", ""));
   if (!exp.ok()) return Status::Internal("verified token has no exp");
@@ -167,6 +169,7 @@ StatusOr<json> Executor::Execute(const Caller& caller, const std::string& token,
   if (!consumed.ok())
     return Status::Unavailable("replay store unavailable; refusing to execute: " +
                                consumed.message());
+  phases.Mark("replay_consume");
   // 5. The start is durable before the connector runs.
   SysTime started = clock_();
   json start = ids;
@@ -179,10 +182,11 @@ StatusOr<json> Executor::Execute(const Caller& caller, const std::string& token,
                 {"tee", {{"measurement", measurement_}, {"simulated", true}}}});
   auto start_entry = audit_->Append(start);
   if (!start_entry.ok()) return Status::Unavailable("audit log unavailable; execution refused");
+  phases.Mark("audit_start");
   // 6. Run.
   std::vector<EgressRule> egress;
   for (const auto& e : action.egress) egress.push_back({e.host, e.port});
-  auto run = RunSandboxed(caller.tenant, token, cred, job, egress, spec.kind == "browser");
+  auto run = RunSandboxed(caller.tenant, token, cred, job, egress, spec.kind == "browser", &phases);
   json result = run.ok() ? run->result : json{{"ok", false}, {"error", run.status().message()}};
   // A rotated OAuth refresh token goes back to keyd (the server sees ciphertext only),
   // even when the rest of the run failed: the old one may be dead at the server.
@@ -237,6 +241,7 @@ StatusOr<json> Executor::Execute(const Caller& caller, const std::string& token,
     }
   }
   const std::string result_text = ok ? agent_result.dump() : "";
+  phases.Mark("scrub_and_rules");
   // Webhook: the request was accepted; the execution stays pending until the signed
   // callback (or expiry). The audit entry says so; the finish is audited later.
   const long http_status = result.value("status", 0L);
@@ -278,6 +283,8 @@ StatusOr<json> Executor::Execute(const Caller& caller, const std::string& token,
     }
   }
   receipt["finish_audit_index"] = fin_entry.ok() ? json(fin_entry->index) : json("pending");
+  phases.Mark("audit_finish");
+  phases.Publish();
   json out = {{"execution_id", exec_id}, {"receipt", receipt}};
   if (ok) {
     out["result"] = agent_result;
@@ -288,7 +295,8 @@ StatusOr<json> Executor::Execute(const Caller& caller, const std::string& token,
       {{"execution_id", exec_id},
        {"action", action.name},
        {"ok", ok},
-       {"audit_index", receipt["finish_audit_index"]}});
+       {"audit_index", receipt["finish_audit_index"]},
+       {"timing_us", phases.ToJson()}});
   return out;
 }
 
@@ -489,64 +497,68 @@ Status Executor::HandleCallback(const std::string& exec_id, const WebhookHeaders
   return FinishWebhook(*pe, status, result);
 }
 
+SandboxPrepConfig Executor::SandboxPrep() const {
+  SandboxPrepConfig p;
+  p.connector_path = cfg_.connector_path;
+  p.connector_ca_file = cfg_.connector_ca_file;
+  p.resolver_overrides = cfg_.resolver_overrides;
+  p.work_dir = cfg_.work_dir;
+  p.wall_timeout = cfg_.timeout + std::chrono::seconds(5);
+  p.runner = runner_;
+  return p;
+}
+
 StatusOr<Executor::RunResult> Executor::RunSandboxed(
     const std::string& tenant, const std::string& token, const store::CredentialRecord& cred,
-    const json& job_base, const std::vector<EgressRule>& egress, bool browser) {
-  ExecDir dir(cfg_.work_dir);
-  if (dir.path().empty())
-    return Status::Unavailable("cannot create execution directory under " + cfg_.work_dir);
-  std::string sock = dir.path() + "/egress.sock";
-  TOANI_ASSIGN_OR_RETURN(auto proxy, EgressProxy::Start(sock, egress, cfg_.resolver_overrides));
-  SandboxSpec spec;
-  spec.connector_path = cfg_.connector_path;
-  spec.egress_socket_host_path = sock;
-  spec.wall_timeout = cfg_.timeout + std::chrono::seconds(5);
-  if (browser) ApplyBrowserSandbox(spec);
+    const json& job_base, const std::vector<EgressRule>& egress, bool browser, PhaseClock* phases) {
+  // A pre-started sandbox when one is ready (never for the browser, whose sandbox
+  // differs), else one started now through the same preparation. Either way it is
+  // new, used for this execution only, and destroyed when this function returns.
+  std::unique_ptr<PreparedSandbox> ps;
+  if (!browser && cfg_.sandbox_pool != nullptr) ps = cfg_.sandbox_pool->Take();
+  const bool pooled = ps != nullptr;
+  const SandboxPrepConfig prep = SandboxPrep();
+  if (!ps) {
+    TOANI_ASSIGN_OR_RETURN(ps, PrepareSandbox(prep, browser));
+  }
+  phases->Mark(pooled ? "sandbox_take" : "sandbox_start");
+  // Bound now, once: this sandbox reaches exactly the hosts of this action.
+  TOANI_RETURN_IF_ERROR(ps->proxy->Bind(egress));
+  // The whole wall budget counts from now, not from when the sandbox was made.
+  SandboxSpec limits;
+  limits.wall_timeout = prep.wall_timeout;
+  if (browser) ApplyBrowserSandbox(limits);
+  ps->process->RestartDeadline(limits.wall_timeout);
+  SandboxProcess* proc = ps->process.get();
   json job = job_base;
   job["proxy_socket"] = std::string(kSandboxEgressSocketPath);
-  if (!cfg_.connector_ca_file.empty()) {
-    // The sandbox user cannot read the data directory: hand it a copy.
-    std::string ca_copy = dir.path() + "/ca.pem";
-    std::error_code ec;
-    fs::copy_file(cfg_.connector_ca_file, ca_copy, ec);
-    if (ec) return Status::Unavailable("cannot stage the connector CA file");
-    ::chmod(ca_copy.c_str(), 0644);
-    spec.ro_binds.push_back({ca_copy, "/run/toani/ca.pem"});
-    job["ca_file"] = "/run/toani/ca.pem";
-  }
-  TOANI_ASSIGN_OR_RETURN(auto proc, runner_->Start(spec));
-  auto hello_line = proc->ReadLine(std::chrono::seconds(10));
-  if (!hello_line.ok()) {
-    Log(LogLevel::kError, "executor", "connector_start_failed", {{"stderr", proc->Stderr()}});
-    return Status::Unavailable("connector did not start: " + hello_line.status().message());
-  }
-  auto hello = json::parse(*hello_line, nullptr, false);
-  if (hello.is_discarded() || hello.value("type", "") != "hello" || !hello.contains("public_key")) {
-    return Status::Internal("connector sent a malformed hello");
-  }
+  if (!ps->ca_file.empty()) job["ca_file"] = ps->ca_file;
   // keyd releases the credential sealed to the sandbox's ephemeral key; the
   // server only ever sees ciphertext.
-  TOANI_ASSIGN_OR_RETURN(json released,
-                         keyd_->Call({{"op", "credential.release"},
-                                      {"tenant", tenant},
-                                      {"token", token},
-                                      {"credential_id", cred.id},
-                                      {"version", cred.version},
-                                      {"blob", cred.blob},
-                                      {"recipient_public_key", hello["public_key"]}}));
+  TOANI_ASSIGN_OR_RETURN(json released, keyd_->Call({{"op", "credential.release"},
+                                                     {"tenant", tenant},
+                                                     {"token", token},
+                                                     {"credential_id", cred.id},
+                                                     {"version", cred.version},
+                                                     {"blob", cred.blob},
+                                                     {"recipient_public_key", ps->public_key}}));
+  phases->Mark("keyd_release");
   job["sealed_credential"] = released["sealed"];
   TOANI_RETURN_IF_ERROR(proc->WriteLine(job.dump()));
   auto result_line = proc->ReadLine(cfg_.timeout + std::chrono::seconds(2));
+  phases->Mark("connector_run");
   // Let the connector exit on its own (its exit code is then meaningful), bounded by
   // the wall deadline; then kill whatever is left of the sandbox.
   if (!result_line.ok()) (void)proc->Kill();
   (void)proc->Wait();
   (void)proc->Kill();
-  proxy->Stop();
+  ps->proxy->Stop();
   if (!result_line.ok()) {
     Log(LogLevel::kError, "executor", "connector_failed", {{"stderr", proc->Stderr()}});
     return Status::Unavailable("connector gave no result: " + result_line.status().message());
   }
+  ps.reset();  // sandbox, proxy and directory gone before the result is used
+  phases->Mark("sandbox_teardown");
   auto result = json::parse(*result_line, nullptr, false);
   if (result.is_discarded() || result.value("type", "") != "result") {
     return Status::Internal("connector sent a malformed result");

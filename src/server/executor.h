@@ -17,6 +17,7 @@
 #include "sandbox/egress_proxy.h"
 #include "sandbox/sandbox_runner.h"
 #include "server/identity.h"
+#include "server/sandbox_pool.h"
 #include "store/store.h"
 
 namespace toani::server {
@@ -34,16 +35,17 @@ struct ExecutorConfig {
   store::ExecutionStore* executions = nullptr;
   // Base URL targets call back to (webhook connector): "<public_url>/v1/callbacks/<id>".
   std::string public_url;
+  // Pre-started sandboxes (config key sandbox_pool_size); nullptr or size 0: every
+  // execution starts its own.
+  SandboxPool* sandbox_pool = nullptr;
 };
+
+class PhaseClock;  // executor.cc: per-phase timing of one execution
 
 // The Standard Webhooks headers of a callback, as received.
 struct WebhookHeadersIn {
   std::string id, timestamp, signature;
 };
-
-// The sandbox a browser execution gets (Chromium needs more memory, processes and
-// system calls than the other connectors; docs/connector-protocol.md §6.4).
-void ApplyBrowserSandbox(SandboxSpec& spec);
 
 struct ExecutionOutcome {
   int http_status = 200;  // for the API response
@@ -68,6 +70,11 @@ class Executor {
   // each refusal with its reason.
   StatusOr<nlohmann::json> Execute(const Caller& caller, const std::string& token,
                                    const nlohmann::json& params);
+  // How this executor prepares a sandbox (for the pool's refill thread).
+  SandboxPrepConfig SandboxPrep() const;
+  // Set before requests are served (the pool needs SandboxPrep() to exist first).
+  void SetSandboxPool(SandboxPool* pool) { cfg_.sandbox_pool = pool; }
+  const SandboxPool* sandbox_pool() const { return cfg_.sandbox_pool; }
   // Set once the listening address is known (before requests are served).
   void SetPublicUrl(std::string url) { cfg_.public_url = std::move(url); }
   // An execution's state for the agent that started it (webhook executions: pending,
@@ -86,7 +93,8 @@ class Executor {
   StatusOr<RunResult> RunSandboxed(const std::string& tenant, const std::string& token,
                                    const store::CredentialRecord& cred,
                                    const nlohmann::json& job_base,
-                                   const std::vector<EgressRule>& egress, bool browser);
+                                   const std::vector<EgressRule>& egress, bool browser,
+                                   PhaseClock* phases);
   std::string CallbackUrl(const std::string& exec_id) const;
   Status StoreRotatedCredential(const Caller& caller, const store::CredentialRecord& cred,
                                 const std::string& sealed, const std::string& exec_id);

@@ -69,6 +69,11 @@ void RegisterOpsRoutes(RouteTable& t, const ApiDeps& deps) {
            for (const auto& [k, v] : checks.items()) ready = ready && v == "ok";
            json body = {{"status", ready ? "ready" : "not ready"}, {"checks", checks}};
            if (d->audit != nullptr) body["audit_size"] = d->audit->size();
+           // Informational: an empty pool only makes executions slower, never unready.
+           if (d->executor != nullptr && d->executor->sandbox_pool() != nullptr) {
+             const SandboxPoolStats s = d->executor->sandbox_pool()->Stats();
+             body["sandbox_pool"] = {{"size", s.size}, {"ready", s.ready}};
+           }
            return JsonResponse(ready ? 200 : 503, body);
          }});
   t.Add(

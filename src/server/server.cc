@@ -332,6 +332,13 @@ int RunServer(const ServerOptions& opts) {
   ecfg.audit_outbox = (*audit_plane)->outbox.get();
   Executor executor(ecfg, store, replay_store, audit_log, keyd->get(), runner.get(),
                     (*keyd_status)["measurement"], SystemClock());
+  // Sandboxes started ahead of their executions, refilled in the background; each is
+  // used once (docs/connector-protocol.md §6.5). Destroyed before the executor.
+  const SandboxPrepConfig prep = executor.SandboxPrep();
+  SandboxPool sandbox_pool(opts.sandbox_pool_size,
+                           [prep] { return PrepareSandbox(prep, /*browser=*/false); });
+  executor.SetSandboxPool(&sandbox_pool);
+  Log(LogLevel::kInfo, "server", "sandbox_pool", {{"size", opts.sandbox_pool_size}});
   // Policy plane (issue 5): with PostgreSQL, policy keys, approvals and limit counters
   // are shared by every node (an approval asked on one node is granted on another and
   // redeemed on a third); limit counters go to Redis when the replay store is Redis.

@@ -56,6 +56,9 @@ struct ServerOptions {
   // Origins allowed to call /mcp from a browser (a request without Origin is allowed).
   std::vector<std::string> mcp_allowed_origins;
   std::string log_level = "info";  // debug | info | warn | error
+  // Sandboxes kept started ahead of executions (each still used for exactly one);
+  // 0 = off: every execution starts its own. Browser executions always start their own.
+  size_t sandbox_pool_size = 2;
   // Approval webhook (docs/api.md "Approval webhook"): new approval requests are POSTed
   // to this https URL, Standard Webhooks-signed by keyd with the whsec_ secret held in
   // the credential `approval_webhook_secret_credential`. "" = off.
