@@ -12,6 +12,7 @@
 #include "cli/client.h"
 #include "common/secret.h"
 #include "policy/signing.h"
+#include "policy/yaml.h"
 
 namespace toani::cli {
 namespace {
@@ -135,6 +136,11 @@ StatusOr<json> SignFile(const std::string& file, const std::string& key_file) {
 StatusOr<json> ReadPolicyFile(const std::string& path) {
   auto text = ReadText(path);
   if (!text) return Status::InvalidArgument("cannot read " + path);
+  if (policy::IsYamlPath(path)) {
+    auto y = policy::YamlToJson(*text);
+    if (!y.ok()) return Status::InvalidArgument(path + ": " + y.status().message());
+    return y;
+  }
   auto j = json::parse(*text, nullptr, false);
   if (j.is_discarded()) return Status::InvalidArgument(path + " is not valid JSON");
   return j;

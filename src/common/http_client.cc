@@ -58,9 +58,10 @@ bool HasControl(std::string_view s) {
 
 }  // namespace
 
-StatusOr<ClientResponse> HttpsCall(std::string_view method, const std::string& url,
-                                   std::string_view body, std::string_view content_type,
-                                   const ClientTls& tls, std::chrono::milliseconds timeout) {
+StatusOr<ClientResponse> HttpsCall(
+    std::string_view method, const std::string& url, std::string_view body,
+    std::string_view content_type, const ClientTls& tls, std::chrono::milliseconds timeout,
+    const std::vector<std::pair<std::string, std::string>>& extra_headers) {
   if (!IsMethodToken(method)) return Status::InvalidArgument("bad HTTP method");
   if (!url.starts_with("https://") || HasControl(url)) {
     return Status::InvalidArgument("URL must be https://");
@@ -89,6 +90,13 @@ StatusOr<ClientResponse> HttpsCall(std::string_view method, const std::string& u
   if (!add_header("Expect:")) return Status::Unavailable("curl_slist_append failed");
   if (!content_type.empty() && !add_header("Content-Type: " + std::string(content_type))) {
     return Status::Unavailable("curl_slist_append failed");
+  }
+  for (const auto& [name, value] : extra_headers) {
+    if (name.empty() || HasControl(name) || HasControl(value) ||
+        name.find_first_of(": ") != std::string::npos) {
+      return Status::InvalidArgument("bad request header");
+    }
+    if (!add_header(name + ": " + value)) return Status::Unavailable("curl_slist_append failed");
   }
 
   bool ok = true;

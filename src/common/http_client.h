@@ -5,6 +5,8 @@
 #include <chrono>
 #include <string>
 #include <string_view>
+#include <utility>
+#include <vector>
 
 #include "common/status.h"
 
@@ -33,9 +35,12 @@ inline constexpr size_t kMaxClientResponseBytes = 64 << 20;
 // `status`. Thread-safe; each call uses its own connection.
 // Errors: InvalidArgument for a non-https URL or bad method; Unavailable (with curl's
 // message) for DNS, connect, TLS, verification, timeout or oversize-response failures.
-StatusOr<ClientResponse> HttpsCall(std::string_view method, const std::string& url,
-                                   std::string_view body, std::string_view content_type,
-                                   const ClientTls& tls,
-                                   std::chrono::milliseconds timeout = std::chrono::seconds(30));
+// `extra_headers` (name, value) are added as given; a name or value with a control
+// character, or a name with ':' or a space, is InvalidArgument.
+StatusOr<ClientResponse> HttpsCall(
+    std::string_view method, const std::string& url, std::string_view body,
+    std::string_view content_type, const ClientTls& tls,
+    std::chrono::milliseconds timeout = std::chrono::seconds(30),
+    const std::vector<std::pair<std::string, std::string>>& extra_headers = {});
 
 }  // namespace toani

@@ -296,4 +296,35 @@ StatusOr<json> KeyService::VerifyWebhookOp(const json& req) {
   return json{{"ok", true}};
 }
 
+// Signs an approval announcement (docs/formats.md §11) for the approval webhook with a
+// stored whsec_ credential: the secret never leaves keyd. keyd sets the timestamp from
+// its own clock. Only approval announcements are signed (webhook-id "msg_apr_…", a
+// JSON object body of type "approval.requested"), so this op cannot be used to sign
+// arbitrary messages with a connector's callback secret.
+StatusOr<json> KeyService::SignApprovalWebhookOp(const json& req) {
+  TOANI_ASSIGN_OR_RETURN(std::string tenant, ReqStr(req, "tenant", 128));
+  TOANI_ASSIGN_OR_RETURN(std::string cred_id, ReqStr(req, "credential_id", 128));
+  TOANI_ASSIGN_OR_RETURN(int64_t version, ReqInt(req, "version"));
+  TOANI_ASSIGN_OR_RETURN(std::string blob, ReqStr(req, "blob", 128 * 1024));
+  TOANI_ASSIGN_OR_RETURN(std::string id, ReqStr(req, "webhook_id", kWebhookMaxIdBytes));
+  TOANI_ASSIGN_OR_RETURN(std::string body, ReqStr(req, "body", 64 * 1024));
+  if (!id.starts_with("msg_apr_")) {
+    return Status::InvalidArgument(
+        "webhook_id must be msg_apr_…: only approval announcements are signed");
+  }
+  const json doc = json::parse(body, nullptr, false);
+  if (!doc.is_object() || doc.value("type", "") != "approval.requested" || !doc.contains("data") ||
+      !doc["data"].is_object() || "msg_" + doc["data"].value("approval_id", "") != id) {
+    return Status::InvalidArgument(
+        "body must be an approval.requested announcement for the approval the webhook-id names");
+  }
+  TOANI_ASSIGN_OR_RETURN(SecretBytes plain, OpenBlob(tenant, cred_id, version, blob));
+  auto key = ParseWebhookSecret(plain.UnsafeView());
+  if (!key.ok()) return Status::FailedPrecondition("credential is not a whsec_ webhook secret");
+  const int64_t now = UnixSeconds(opts_.clock());
+  return json{{"webhook_id", id},
+              {"webhook_timestamp", std::to_string(now)},
+              {"webhook_signature", SignWebhook(*key, id, now, body)}};
+}
+
 }  // namespace toani::keyd

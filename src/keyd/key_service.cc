@@ -41,6 +41,7 @@ const KeyService::OpEntry KeyService::kOps[] = {
     {"token.verify", &KeyService::VerifyTokenOp, true},
     {"credential.release", &KeyService::ReleaseCredential, true},
     {"webhook.verify", &KeyService::VerifyWebhookOp, true},
+    {"webhook.sign_approval", &KeyService::SignApprovalWebhookOp, true},
     {"audit.public_key", &KeyService::AuditOp, true},
     {"audit.sign_entries", &KeyService::AuditOp, true},
     {"audit.sign_checkpoint", &KeyService::AuditOp, true},

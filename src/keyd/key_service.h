@@ -74,6 +74,7 @@ class KeyService {
   StatusOr<nlohmann::json> VerifyTokenOp(const nlohmann::json& req);
   StatusOr<nlohmann::json> ReleaseCredential(const nlohmann::json& req);
   StatusOr<nlohmann::json> VerifyWebhookOp(const nlohmann::json& req);
+  StatusOr<nlohmann::json> SignApprovalWebhookOp(const nlohmann::json& req);
   StatusOr<nlohmann::json> VerifyToken(const std::string& tenant, const std::string& token);
   StatusOr<SecretBytes> OpenBlob(const std::string& tenant, const std::string& cred_id,
                                  int64_t version, const std::string& blob) const;

@@ -192,7 +192,11 @@ HttpResponse PolicyPlane::Authorize(const Caller& c, const json& body) {
     rec.approvers_required = d.approvers_required;
     rec.created_at = FormatRfc3339(now);
     rec.expires_at = now_s + a.approval.ttl_seconds;
+    // Queued for the approval webhook first (a crash between the two cannot lose the
+    // announcement), delivered once stored; never blocks or fails this call.
+    if (d_.announcer != nullptr) d_.announcer->Queue(rec);
     if (Status st = d_.approvals->CreateApproval(rec); !st.ok()) return Problem(st);
+    if (d_.announcer != nullptr) d_.announcer->Kick();
     auto e = d_.audit->Append({{"type", "approval.requested"},
                                {"tenant", c.tenant},
                                {"actor", c.spiffe_id},
@@ -206,11 +210,6 @@ HttpResponse PolicyPlane::Authorize(const Caller& c, const json& body) {
                                {"tee", Tee()}});
     if (!e.ok()) return Problem(e.status());
     const std::string expires = FormatRfc3339(SysTime(std::chrono::seconds(rec.expires_at)));
-    if (d_.announcer != nullptr) {
-      d_.announcer->Announce({{"type", "approval.requested"},
-                              {"timestamp", rec.created_at},
-                              {"data", ApprovalJson(rec)}});
-    }
     return JsonResponse(202, {{"decision", "approval_required"},
                               {"reason", d.reason},
                               {"approval_id", rec.id},

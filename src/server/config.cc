@@ -125,6 +125,20 @@ Status ApplyConfigText(const std::string& text, ServerOptions* o) {
       if (st.ok() && o->log_level != "debug" && o->log_level != "info" && o->log_level != "warn" &&
           o->log_level != "error")
         st = Bad(key, "must be debug, info, warn or error");
+    } else if (key == "approval_webhook_url") {
+      st = GetString(v, key, &o->approval_webhook_url);
+      if (st.ok() && !o->approval_webhook_url.empty() &&
+          (o->approval_webhook_url.rfind("https://", 0) != 0 ||
+           o->approval_webhook_url.size() <= 8))
+        st = Bad(key, "must be an https:// URL (or \"\" for none)");
+    } else if (key == "approval_webhook_secret_credential") {
+      st = GetString(v, key, &o->approval_webhook_secret_credential);
+      if (st.ok() && o->approval_webhook_secret_credential.rfind("whsec_", 0) == 0)
+        st = Bad(key, "takes the id of a credential holding the secret, never the secret itself");
+    } else if (key == "approval_webhook_ca") {
+      st = GetString(v, key, &o->approval_webhook_ca);
+    } else if (key == "approval_webhook_timeout_seconds") {
+      st = GetNumber(v, key, 1, 60, &o->approval_webhook_timeout_seconds);
     } else {
       st = Bad(key, "unknown key (docs/configuration.md lists every key)");
     }
@@ -168,7 +182,11 @@ std::string ConfigJson(const ServerOptions& o) {
             {"threads", o.threads},
             {"max_connections", o.max_connections},
             {"mcp_allowed_origins", o.mcp_allowed_origins},
-            {"log_level", o.log_level}};
+            {"log_level", o.log_level},
+            {"approval_webhook_url", o.approval_webhook_url},
+            {"approval_webhook_secret_credential", o.approval_webhook_secret_credential},
+            {"approval_webhook_ca", o.approval_webhook_ca},
+            {"approval_webhook_timeout_seconds", o.approval_webhook_timeout_seconds}};
   return j.dump(2);
 }
 

@@ -58,5 +58,26 @@ TEST(ConfigTest, BadFilesAreRefusedNamingTheKey) {
   EXPECT_EQ(ApplyConfigFile("/nonexistent/toani.json", &o).code(), StatusCode::kUnavailable);
 }
 
+TEST(ConfigTest, ApprovalWebhookKeys) {
+  ServerOptions o;
+  ASSERT_TRUE(ApplyConfigText(R"({"approval_webhook_url": "https://hooks.example/approvals",
+      "approval_webhook_secret_credential": "cred_0123abcd", "approval_webhook_ca": "/etc/ca.pem",
+      "approval_webhook_timeout_seconds": 3})",
+                              &o)
+                  .ok());
+  EXPECT_EQ(o.approval_webhook_url, "https://hooks.example/approvals");
+  EXPECT_EQ(o.approval_webhook_secret_credential, "cred_0123abcd");
+  EXPECT_EQ(o.approval_webhook_ca, "/etc/ca.pem");
+  EXPECT_EQ(o.approval_webhook_timeout_seconds, 3);
+  // Plain http, a timeout out of range, and the secret itself in the file are refused.
+  for (const char* bad : {R"({"approval_webhook_url": "http://hooks.example/a"})",
+                          R"({"approval_webhook_timeout_seconds": 0})",
+                          R"({"approval_webhook_secret_credential": "whsec_MfKQ9r8GKYqrTwjUPD8ILPZI"})"}) {
+    Status st = ApplyConfigText(bad, &o);
+    EXPECT_EQ(st.code(), StatusCode::kInvalidArgument) << bad;
+    EXPECT_EQ(st.message().find("MfKQ9r8"), std::string::npos) << st.message();
+  }
+}
+
 }  // namespace
 }  // namespace toani::server

@@ -39,6 +39,22 @@ class NoSandbox : public SandboxRunner {
   }
 };
 
+// Counts what the policy plane announces (the real webhook: approval_webhook_test).
+class CountingAnnouncer : public ApprovalAnnouncer {
+ public:
+  void Queue(const store::ApprovalRecord& r) override {
+    std::lock_guard<std::mutex> l(mu);
+    ids.push_back(r.id);
+  }
+  void Kick() override {}
+  size_t count() {
+    std::lock_guard<std::mutex> l(mu);
+    return ids.size();
+  }
+  std::mutex mu;
+  std::vector<std::string> ids;
+};
+
 class PolicyPlaneTest : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -63,6 +79,7 @@ class PolicyPlaneTest : public ::testing::Test {
     d.audit = log_.get();
     d.keyd = keyd_.get();
     d.keyd_status = {{"measurement", std::string(64, 'a')}, {"simulated", true}};
+    d.announcer = &announcer_;
     d.clock = [this] { return SystemClock()() + std::chrono::seconds(offset_.load()); };
     plane_ = std::make_unique<PolicyPlane>(d);
   }
@@ -144,6 +161,7 @@ class PolicyPlaneTest : public ::testing::Test {
   std::unique_ptr<audit::AuditLog> log_;
   std::unique_ptr<PolicyPlane> plane_;
   std::atomic<int64_t> offset_{0};
+  CountingAnnouncer announcer_;
   Caller admin_ = User("admin");
   policy::PolicyKeyPair key_ = policy::GeneratePolicyKey();
 };
@@ -327,6 +345,45 @@ TEST_F(PolicyPlaneTest, CibaPollingAnswersAndRecentDenial) {
                  {{"action", "bank.pay"}, {"params", {{"amount", 98}}}, {"user", "alice"}})
                 .status,
             202);
+}
+
+// "An identical request denied recently is denied again without asking": no new
+// approval request, no announcement, a clear reason naming the earlier denial — and
+// only within deny_cooldown_seconds (default 3600), only for the same agent, action
+// and params_hash.
+TEST_F(PolicyPlaneTest, RecentDenialIsDeniedAgainWithoutAskingWithinTheCooldown) {
+  RegisterKey(key_);
+  ApplyV(1, 1);
+  const std::string id = Request(250);
+  ASSERT_EQ(announcer_.count(), 1u);
+  EXPECT_EQ(announcer_.ids[0], id);
+  ASSERT_EQ(Call(User("bob"), "POST", "/v1/approvals/" + id + "/deny").status, 200);
+  auto all = [&] { return Body(Call(admin_, "GET", "/v1/approvals", {}, {{"status", "all"}}))["approvals"].size(); };
+  ASSERT_EQ(all(), 1u);
+  for (int64_t at : {0, 1800, 3599}) {
+    offset_ = at;
+    auto again = Call(Agent("payer"), "POST", "/v1/authorize",
+                      {{"action", "bank.pay"}, {"params", {{"amount", 250}}}, {"user", "alice"}});
+    ASSERT_EQ(again.status, 403) << at << " " << again.body;
+    EXPECT_EQ(Body(again)["decision"], "deny");
+    EXPECT_EQ(Body(again)["rule"], "recently_denied");
+    EXPECT_NE(Body(again)["detail"].get<std::string>().find(id), std::string::npos) << again.body;
+    EXPECT_NE(Body(again)["detail"].get<std::string>().find("without asking"), std::string::npos);
+  }
+  // Nobody was asked again and nothing was announced; every refusal is audited.
+  EXPECT_EQ(all(), 1u);
+  EXPECT_EQ(announcer_.count(), 1u);
+  size_t audited = 0;
+  for (const auto& e : AuditOfType("action.denied")) audited += e.value("rule", "") == "recently_denied";
+  EXPECT_EQ(audited, 3u);
+  // Parameters differing by one unit are a different request: asked.
+  offset_ = 3599;
+  EXPECT_FALSE(Request(251).empty());
+  EXPECT_EQ(announcer_.count(), 2u);
+  // After the cooldown the identical request goes to approvers again.
+  offset_ = 3601;
+  EXPECT_FALSE(Request(250).empty());
+  EXPECT_EQ(announcer_.count(), 3u);
 }
 
 TEST_F(PolicyPlaneTest, ApprovalBindsThePolicyVersion) {

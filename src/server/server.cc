@@ -14,6 +14,7 @@
 #include "common/log.h"
 #include "keyd/client.h"
 #include "server/api.h"
+#include "server/approval_webhook.h"
 #include "server/config.h"
 #include "server/audit_plane.h"
 #include "server/executor.h"
@@ -334,7 +335,28 @@ int RunServer(const ServerOptions& opts) {
   if (!approvals.ok()) return Fail("store_failed", approvals.status());
   auto limits = store::OpenSqliteLimitCounter(db_path);
   if (!limits.ok()) return Fail("store_failed", limits.status());
+  // Approval webhook: announcements queue in DATA/toani.db and survive restarts.
+  std::unique_ptr<store::WebhookOutbox> webhook_outbox;
+  std::unique_ptr<ApprovalWebhook> approval_webhook;
+  if (!opts.approval_webhook_url.empty()) {
+    ApprovalWebhookConfig wcfg;
+    wcfg.url = opts.approval_webhook_url;
+    wcfg.secret_credential = opts.approval_webhook_secret_credential;
+    wcfg.ca_file = opts.approval_webhook_ca;
+    wcfg.timeout = std::chrono::seconds(opts.approval_webhook_timeout_seconds);
+    if (Status v = ValidateApprovalWebhookConfig(wcfg); !v.ok()) return Fail("start_failed", v);
+    auto ob = store::OpenSqliteWebhookOutbox(db_path);
+    if (!ob.ok()) return Fail("store_failed", ob.status());
+    webhook_outbox = std::move(*ob);
+    auto w = ApprovalWebhook::Start(
+        wcfg, {webhook_outbox.get(), approvals->get(), store, keyd->get(), SystemClock()});
+    if (!w.ok()) return Fail("start_failed", w.status());
+    approval_webhook = std::move(*w);
+    Log(LogLevel::kInfo, "server", "approval_webhook",
+        {{"url", wcfg.url}, {"secret_credential", wcfg.secret_credential}});
+  }
   PolicyPlaneDeps pdeps;
+  pdeps.announcer = approval_webhook.get();
   pdeps.store = store;
   pdeps.keys = policy_key_store;
   pdeps.approvals = approvals->get();

@@ -56,6 +56,13 @@ struct ServerOptions {
   // Origins allowed to call /mcp from a browser (a request without Origin is allowed).
   std::vector<std::string> mcp_allowed_origins;
   std::string log_level = "info";  // debug | info | warn | error
+  // Approval webhook (docs/api.md "Approval webhook"): new approval requests are POSTed
+  // to this https URL, Standard Webhooks-signed by keyd with the whsec_ secret held in
+  // the credential `approval_webhook_secret_credential`. "" = off.
+  std::string approval_webhook_url;
+  std::string approval_webhook_secret_credential;
+  std::string approval_webhook_ca;  // PEM trust anchors for the receiver; "" = system store
+  int approval_webhook_timeout_seconds = 10;
 };
 
 // Returns the process exit code. Writes DATA/server.json ({"address","pid"}) once

@@ -2,6 +2,7 @@
 // Each opens its own connection to the server's database file (WAL); every
 // check-and-set runs in one BEGIN IMMEDIATE transaction, so it is atomic across
 // connections and processes.
+#include <cstdint>
 #include <nlohmann/json.hpp>
 
 #include "store/sqlite_db.h"
@@ -35,6 +36,10 @@ CREATE INDEX IF NOT EXISTS approvals_denials
   ON approvals(tenant, agent, action, params_hash, status, decided_at_unix);
 CREATE TRIGGER IF NOT EXISTS approvals_no_delete BEFORE DELETE ON approvals
   BEGIN SELECT RAISE(ABORT, 'approvals are kept'); END;
+CREATE TABLE IF NOT EXISTS approval_webhook_outbox (
+  tenant TEXT NOT NULL, approval_id TEXT NOT NULL, msg_id TEXT NOT NULL, body TEXT NOT NULL,
+  attempts INTEGER NOT NULL, next_attempt_at INTEGER NOT NULL, expires_at INTEGER NOT NULL,
+  last_error TEXT NOT NULL, PRIMARY KEY (tenant, approval_id));
 CREATE TABLE IF NOT EXISTS limit_counters (
   key TEXT NOT NULL, window_start INTEGER NOT NULL, expires_at INTEGER NOT NULL,
   total REAL NOT NULL, PRIMARY KEY (key, window_start));
@@ -381,6 +386,93 @@ class SqliteLimitCounter final : public LimitCounter {
 StatusOr<std::unique_ptr<PolicyKeyStore>> OpenSqlitePolicyKeyStore(const std::string& path) {
   TOANI_ASSIGN_OR_RETURN(auto db, OpenDb(path));
   return std::unique_ptr<PolicyKeyStore>(new SqlitePolicyKeyStore(std::move(db)));
+}
+
+class SqliteWebhookOutbox final : public WebhookOutbox {
+ public:
+  explicit SqliteWebhookOutbox(std::unique_ptr<Db> db) : db_(std::move(db)) {}
+
+  Status Put(const WebhookOutboxRow& r) override {
+    std::lock_guard<std::mutex> l(db_->mu);
+    Stmt s(db_->get(),
+           "INSERT OR IGNORE INTO approval_webhook_outbox(tenant,approval_id,msg_id,body,attempts,"
+           "next_attempt_at,expires_at,last_error) VALUES(?,?,?,?,?,?,?,?)");
+    TOANI_RETURN_IF_ERROR(s.Ready());
+    s.Bind(1, r.tenant).Bind(2, r.approval_id).Bind(3, r.msg_id).Bind(4, r.body);
+    s.Bind(5, r.attempts).Bind(6, r.next_attempt_at).Bind(7, r.expires_at).Bind(8, r.last_error);
+    if (s.Step() != SQLITE_DONE) return Unavailable(s);
+    return Status::Ok();
+  }
+
+  StatusOr<std::vector<WebhookOutboxRow>> Due(int64_t now, size_t limit) override {
+    return Select("WHERE next_attempt_at<=? ORDER BY next_attempt_at, rowid LIMIT ?", now,
+                  static_cast<int64_t>(limit));
+  }
+
+  StatusOr<std::vector<WebhookOutboxRow>> List() override {
+    return Select("WHERE next_attempt_at>=? ORDER BY rowid LIMIT ?", INT64_MIN, INT64_MAX);
+  }
+
+  StatusOr<int64_t> NextDue() override {
+    std::lock_guard<std::mutex> l(db_->mu);
+    Stmt s(db_->get(), "SELECT MIN(next_attempt_at), COUNT(*) FROM approval_webhook_outbox");
+    TOANI_RETURN_IF_ERROR(s.Ready());
+    if (s.Step() != SQLITE_ROW) return Unavailable(s);
+    if (s.Int(1) == 0) return Status::NotFound("outbox empty");
+    return s.Int(0);
+  }
+
+  Status Reschedule(const std::string& tenant, const std::string& approval_id, int64_t attempts,
+                    int64_t next_attempt_at, const std::string& last_error) override {
+    std::lock_guard<std::mutex> l(db_->mu);
+    Stmt s(db_->get(),
+           "UPDATE approval_webhook_outbox SET attempts=?, next_attempt_at=?, last_error=? "
+           "WHERE tenant=? AND approval_id=?");
+    TOANI_RETURN_IF_ERROR(s.Ready());
+    s.Bind(1, attempts)
+        .Bind(2, next_attempt_at)
+        .Bind(3, last_error)
+        .Bind(4, tenant)
+        .Bind(5, approval_id);
+    if (s.Step() != SQLITE_DONE) return Unavailable(s);
+    return Status::Ok();
+  }
+
+  Status Remove(const std::string& tenant, const std::string& approval_id) override {
+    std::lock_guard<std::mutex> l(db_->mu);
+    Stmt s(db_->get(), "DELETE FROM approval_webhook_outbox WHERE tenant=? AND approval_id=?");
+    TOANI_RETURN_IF_ERROR(s.Ready());
+    s.Bind(1, tenant).Bind(2, approval_id);
+    if (s.Step() != SQLITE_DONE) return Unavailable(s);
+    return Status::Ok();
+  }
+
+ private:
+  StatusOr<std::vector<WebhookOutboxRow>> Select(const std::string& where, int64_t a, int64_t b) {
+    std::lock_guard<std::mutex> l(db_->mu);
+    const std::string sql =
+        "SELECT tenant,approval_id,msg_id,body,attempts,next_attempt_at,expires_at,last_error "
+        "FROM approval_webhook_outbox " +
+        where;
+    Stmt s(db_->get(), sql.c_str());
+    TOANI_RETURN_IF_ERROR(s.Ready());
+    s.Bind(1, a).Bind(2, b);
+    std::vector<WebhookOutboxRow> out;
+    int rc;
+    while ((rc = s.Step()) == SQLITE_ROW) {
+      out.push_back(
+          {s.Text(0), s.Text(1), s.Text(2), s.Text(3), s.Int(4), s.Int(5), s.Int(6), s.Text(7)});
+    }
+    if (rc != SQLITE_DONE) return Unavailable(s);
+    return out;
+  }
+
+  std::unique_ptr<Db> db_;
+};
+
+StatusOr<std::unique_ptr<WebhookOutbox>> OpenSqliteWebhookOutbox(const std::string& path) {
+  TOANI_ASSIGN_OR_RETURN(auto db, OpenDb(path));
+  return std::unique_ptr<WebhookOutbox>(new SqliteWebhookOutbox(std::move(db)));
 }
 
 StatusOr<std::unique_ptr<ApprovalStore>> OpenSqliteApprovalStore(const std::string& path) {

@@ -79,6 +79,18 @@ struct ApprovalPoll {
   bool slow_down = false;
 };
 
+// One approval announcement waiting for delivery to the approval webhook
+// (docs/formats.md §11): the exact body bytes to sign and send, and its retry state.
+struct WebhookOutboxRow {
+  std::string tenant, approval_id;
+  std::string msg_id;  // webhook-id, the same on every attempt
+  std::string body;    // the JSON payload, fixed when queued
+  int64_t attempts = 0;
+  int64_t next_attempt_at = 0;  // unix milliseconds
+  int64_t expires_at = 0;       // the approval's expiry: undelivered by then = dropped
+  std::string last_error;
+};
+
 // Rate limits and budgets: named counters per fixed window (Redis can implement
 // this with INCRBYFLOAT + PEXPIRE in a script).
 struct LimitResult {
@@ -229,6 +241,24 @@ class ApprovalStore {
                                                 int64_t since) = 0;
 };
 
+// Durable queue of approval announcements (survives restarts). Rows are removed once
+// delivered or once the approval is no longer pending.
+class WebhookOutbox {
+ public:
+  virtual ~WebhookOutbox() = default;
+  // Queues a row; a second Put for the same (tenant, approval_id) changes nothing.
+  virtual Status Put(const WebhookOutboxRow& row) = 0;
+  // Rows with next_attempt_at <= now, oldest first, at most `limit`.
+  virtual StatusOr<std::vector<WebhookOutboxRow>> Due(int64_t now, size_t limit) = 0;
+  // The smallest next_attempt_at of any row; NotFound when the outbox is empty.
+  virtual StatusOr<int64_t> NextDue() = 0;
+  virtual Status Reschedule(const std::string& tenant, const std::string& approval_id,
+                            int64_t attempts, int64_t next_attempt_at,
+                            const std::string& last_error) = 0;
+  virtual Status Remove(const std::string& tenant, const std::string& approval_id) = 0;
+  virtual StatusOr<std::vector<WebhookOutboxRow>> List() = 0;
+};
+
 class LimitCounter {
  public:
   virtual ~LimitCounter() = default;
@@ -248,5 +278,6 @@ StatusOr<std::unique_ptr<ExecutionStore>> OpenSqliteExecutionStore(const std::st
 StatusOr<std::unique_ptr<PolicyKeyStore>> OpenSqlitePolicyKeyStore(const std::string& path);
 StatusOr<std::unique_ptr<ApprovalStore>> OpenSqliteApprovalStore(const std::string& path);
 StatusOr<std::unique_ptr<LimitCounter>> OpenSqliteLimitCounter(const std::string& path);
+StatusOr<std::unique_ptr<WebhookOutbox>> OpenSqliteWebhookOutbox(const std::string& path);
 
 }  // namespace toani::store

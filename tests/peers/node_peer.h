@@ -19,9 +19,11 @@ namespace toani::testing {
 
 class NodePeer {
  public:
-  // `config` is written to DIR/peer.json; TOANI_NODE and TOANI_PEERS_DIR come from CMake.
-  NodePeer(const std::string& dir, const nlohmann::json& config) {
-    const std::string cfg_path = dir + "/peer.json";
+  // `config` is written to DIR/peer-SCRIPT.json; TOANI_NODE and TOANI_PEERS_DIR come from CMake.
+  // `script` is a file in tests/peers (default: targets.js).
+  NodePeer(const std::string& dir, const nlohmann::json& config,
+           const std::string& script_name = "targets.js") {
+    const std::string cfg_path = dir + "/peer-" + script_name + ".json";
     FILE* f = std::fopen(cfg_path.c_str(), "w");
     if (f == nullptr) return;
     const std::string text = config.dump();
@@ -33,7 +35,7 @@ class NodePeer {
     if (pid_ == 0) {
       ::dup2(in[0], 0);
       ::dup2(out[1], 1);
-      const std::string script = std::string(TOANI_PEERS_DIR) + "/targets.js";
+      const std::string script = std::string(TOANI_PEERS_DIR) + "/" + script_name;
       ::execlp(TOANI_NODE, TOANI_NODE, script.c_str(), cfg_path.c_str(), nullptr);
       ::_exit(127);
     }
