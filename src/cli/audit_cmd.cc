@@ -16,25 +16,12 @@ namespace {
 
 using nlohmann::json;
 
-int Err(const std::string& m) {
-  std::fprintf(stderr, "error: %s\n", m.c_str());
-  return 1;
-}
-
-std::optional<std::string> ReadFile(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return std::nullopt;
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
 // --key takes a vkey, or a file holding one.
 StatusOr<audit::VerifierKey> LoadKey(const std::string& arg) {
   std::string v = arg;
   std::error_code ec;
   if (std::filesystem::is_regular_file(arg, ec)) {
-    auto text = ReadFile(arg);
+    auto text = ReadWholeFile(arg);
     if (!text) return Status::InvalidArgument("cannot read " + arg);
     v = text->substr(0, text->find('\n'));
   }
@@ -55,9 +42,9 @@ StatusOr<json> Get(const std::string& data, const std::string& path) {
 
 int Verify(const AuditCommands& c) {
   auto key = LoadKey(c.vkey);
-  if (!key.ok()) return Err("--key: " + key.status().message());
-  auto bundle = ReadFile(c.file);
-  if (!bundle) return Err("cannot read " + c.file);
+  if (!key.ok()) return PrintError("--key: " + key.status().message());
+  auto bundle = ReadWholeFile(c.file);
+  if (!bundle) return PrintError("cannot read " + c.file);
   std::printf("verifying %s offline with key %s\n", c.file.c_str(),
               audit::FormatVerifierKey(*key).c_str());
   audit::VerifyReport r = audit::VerifyBundle(*bundle, *key);
@@ -71,11 +58,11 @@ int Export(const AuditCommands& c, const std::string& data) {
   std::string path = "/v1/audit/export?from=" + std::to_string(c.from);
   if (c.to > 0) path += "&to=" + std::to_string(c.to);
   auto body = Get(data, path);
-  if (!body.ok()) return Err(body.status().message());
-  if (!body->contains("raw")) return Err("the server did not return a bundle");
+  if (!body.ok()) return PrintError(body.status().message());
+  if (!body->contains("raw")) return PrintError("the server did not return a bundle");
   std::ofstream out(c.out, std::ios::binary | std::ios::trunc);
   out << (*body)["raw"].get<std::string>();
-  if (!out.flush()) return Err("cannot write " + c.out);
+  if (!out.flush()) return PrintError("cannot write " + c.out);
   std::printf("wrote %s; verify it offline with: toani audit verify %s --key <pinned vkey>\n",
               c.out.c_str(), c.out.c_str());
   return 0;
@@ -83,35 +70,35 @@ int Export(const AuditCommands& c, const std::string& data) {
 
 int Prove(const AuditCommands& c, const std::string& data) {
   auto body = Get(data, "/v1/audit/proof?index=" + std::to_string(c.index));
-  if (!body.ok()) return Err(body.status().message());
+  if (!body.ok()) return PrintError(body.status().message());
   std::printf("%s\n%s", body->value("entry", "").c_str(), body->value("tlog_proof", "").c_str());
   return 0;
 }
 
 int Consistency(const AuditCommands& c, const std::string& data) {
-  auto old_note = ReadFile(c.file);
-  if (!old_note) return Err("cannot read " + c.file);
+  auto old_note = ReadWholeFile(c.file);
+  if (!old_note) return PrintError("cannot read " + c.file);
   StatusOr<audit::VerifierKey> key = Status::InvalidArgument("no key");
   if (!c.vkey.empty()) {
     key = LoadKey(c.vkey);
   } else {
     auto k = Get(data, "/v1/audit/key");
-    if (!k.ok()) return Err(k.status().message());
+    if (!k.ok()) return PrintError(k.status().message());
     key = audit::ParseVerifierKey(k->value("vkey", ""));
     std::fprintf(stderr, "warning: no --key given; using the key the server reports\n");
   }
-  if (!key.ok()) return Err("key: " + key.status().message());
+  if (!key.ok()) return PrintError("key: " + key.status().message());
   auto old_cp = audit::VerifyCheckpoint(*old_note, *key);
-  if (!old_cp.ok()) return Err("old checkpoint: " + old_cp.status().message());
-  if (old_cp->size == 0) return Err("the old checkpoint is of the empty tree: nothing to prove");
+  if (!old_cp.ok()) return PrintError("old checkpoint: " + old_cp.status().message());
+  if (old_cp->size == 0) return PrintError("the old checkpoint is of the empty tree: nothing to prove");
   auto body = Get(data, "/v1/audit/consistency?old=" + std::to_string(old_cp->size));
-  if (!body.ok()) return Err(body.status().message());
+  if (!body.ok()) return PrintError(body.status().message());
   auto new_cp = audit::VerifyCheckpoint(body->value("checkpoint", ""), *key);
-  if (!new_cp.ok()) return Err("current checkpoint: " + new_cp.status().message());
+  if (!new_cp.ok()) return PrintError("current checkpoint: " + new_cp.status().message());
   std::vector<audit::Hash> proof;
   for (const auto& p : body->value("proof", json::array())) {
     auto h = Base64Decode(p.get<std::string>());
-    if (!h.ok() || h->size() != 32) return Err("malformed proof hash");
+    if (!h.ok() || h->size() != 32) return PrintError("malformed proof hash");
     audit::Hash hh;
     std::copy(h->begin(), h->end(), hh.begin());
     proof.push_back(hh);
@@ -160,7 +147,7 @@ std::optional<int> RunAuditCommand(const AuditCommands& c, const std::string& da
   if (*c.consistency) return Consistency(c, data);
   if (*c.key) {
     auto k = Get(data, "/v1/audit/key");
-    if (!k.ok()) return Err(k.status().message());
+    if (!k.ok()) return PrintError(k.status().message());
     std::printf("%s\n", k->value("vkey", "").c_str());
     return 0;
   }

@@ -1,11 +1,26 @@
 #include "cli/client.h"
 
+#include <cstdio>
 #include <cstdlib>
 #include <fstream>
+#include <sstream>
 
 namespace toani::cli {
 
 using nlohmann::json;
+
+int PrintError(const std::string& message) {
+  std::fprintf(stderr, "error: %s\n", message.c_str());
+  return 1;
+}
+
+std::optional<std::string> ReadWholeFile(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return std::nullopt;
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
 
 std::string DefaultDataDir() {
   const char* d = std::getenv("TOANI_DATA");

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <string>
 
 #include "common/http_client.h"
@@ -38,5 +39,11 @@ std::string ProblemText(const ApiReply& r);
 
 // Default data directory: $TOANI_DATA or ./toani-data.
 std::string DefaultDataDir();
+
+// Prints "error: <message>" to stderr and returns exit code 1.
+int PrintError(const std::string& message);
+
+// The whole file's bytes, or nullopt if it cannot be read.
+std::optional<std::string> ReadWholeFile(const std::string& path);
 
 }  // namespace toani::cli

@@ -19,19 +19,6 @@ namespace {
 
 using nlohmann::json;
 
-int Err(const std::string& m) {
-  std::fprintf(stderr, "error: %s\n", m.c_str());
-  return 1;
-}
-
-std::optional<std::string> ReadText(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return std::nullopt;
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
 // Writes a new file with mode `mode`; refuses to overwrite.
 Status WriteNew(const std::string& path, std::string_view content, mode_t mode) {
   int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode);
@@ -66,8 +53,8 @@ StatusOr<ApiClient> Client(const std::string& data) {
 }
 
 int Print(const StatusOr<ApiReply>& r, long want) {
-  if (!r.ok()) return Err(r.status().message());
-  if (r->status != want) return Err(ProblemText(*r));
+  if (!r.ok()) return PrintError(r.status().message());
+  if (r->status != want) return PrintError(ProblemText(*r));
   std::printf("%s\n", r->body.dump(2).c_str());
   return 0;
 }
@@ -75,7 +62,7 @@ int Print(const StatusOr<ApiReply>& r, long want) {
 int Call(const std::string& data, const std::string& method, const std::string& path,
          const json& body, long want) {
   auto c = Client(data);
-  if (!c.ok()) return Err(c.status().message());
+  if (!c.ok()) return PrintError(c.status().message());
   return Print(c->Call(As::kAdmin, method, path, body), want);
 }
 
@@ -114,9 +101,9 @@ int Keygen(const PolicyCommands& c, const std::string& data) {
   secret += "\n";
   Status st = WriteNew(c.out, secret, 0600);
   SecureWipe(secret.data(), secret.size());
-  if (!st.ok()) return Err(st.message());
+  if (!st.ok()) return PrintError(st.message());
   st = WriteNew(c.out + ".pub", k.public_key + "\n", 0644);
-  if (!st.ok()) return Err(st.message());
+  if (!st.ok()) return PrintError(st.message());
   std::printf("%s\n", json{{"key_id", k.key_id}, {"public_key", k.public_key},
                            {"secret_key_file", c.out}, {"public_key_file", c.out + ".pub"}}
                           .dump(2)
@@ -134,7 +121,7 @@ StatusOr<json> SignFile(const std::string& file, const std::string& key_file) {
 }  // namespace
 
 StatusOr<json> ReadPolicyFile(const std::string& path) {
-  auto text = ReadText(path);
+  auto text = ReadWholeFile(path);
   if (!text) return Status::InvalidArgument("cannot read " + path);
   if (policy::IsYamlPath(path)) {
     auto y = policy::YamlToJson(*text);
@@ -203,17 +190,17 @@ std::optional<int> RunPolicyCommand(const PolicyCommands& c, const std::string& 
   if (*c.keygen) return Keygen(c, data);
   if (*c.sign) {
     auto env = SignFile(c.file, c.key_file);
-    if (!env.ok()) return Err(env.status().message());
+    if (!env.ok()) return PrintError(env.status().message());
     if (c.out.empty()) {
       std::printf("%s\n", env->dump(2).c_str());
       return 0;
     }
     Status st = WriteNew(c.out, env->dump(2) + "\n", 0644);
-    return st.ok() ? 0 : Err(st.message());
+    return st.ok() ? 0 : PrintError(st.message());
   }
   if (*c.apply) {
     StatusOr<json> body = c.key_file.empty() ? ReadPolicyFile(c.file) : SignFile(c.file, c.key_file);
-    if (!body.ok()) return Err(body.status().message());
+    if (!body.ok()) return PrintError(body.status().message());
     return Call(data, "POST", "/v1/policies", *body, 201);
   }
   if (*c.get) {
@@ -225,30 +212,30 @@ std::optional<int> RunPolicyCommand(const PolicyCommands& c, const std::string& 
     std::error_code ec;
     if (std::filesystem::is_regular_file(c.policy_id, ec)) {
       auto cand = ReadPolicyFile(c.policy_id);
-      if (!cand.ok()) return Err(cand.status().message());
+      if (!cand.ok()) return PrintError(cand.status().message());
       json doc = cand->contains("signatures") && cand->contains("policy") ? (*cand)["policy"] : *cand;
       auto cur = FetchVersion(data, doc.value("policy_id", ""), c.from);
-      if (!cur.ok()) return Err(cur.status().message());
+      if (!cur.ok()) return PrintError(cur.status().message());
       PrintDiff(*cur, doc);
       return 0;
     }
-    if (c.to <= 0) return Err("--to VERSION is required to compare two stored versions");
+    if (c.to <= 0) return PrintError("--to VERSION is required to compare two stored versions");
     auto a = FetchVersion(data, c.policy_id, c.from);
     auto b = FetchVersion(data, c.policy_id, c.to);
-    if (!a.ok()) return Err(a.status().message());
-    if (!b.ok()) return Err(b.status().message());
+    if (!a.ok()) return PrintError(a.status().message());
+    if (!b.ok()) return PrintError(b.status().message());
     PrintDiff(*a, *b);
     return 0;
   }
   if (*c.simulate) {
     json params = json::parse(c.params, nullptr, false);
-    if (params.is_discarded()) return Err("--params is not valid JSON");
+    if (params.is_discarded()) return PrintError("--params is not valid JSON");
     json body = {{"agent", c.agent}, {"action", c.action}, {"params", params}};
     if (!c.user.empty()) body["user"] = c.user;
     if (!c.at.empty()) body["at"] = c.at;
     if (!c.candidate.empty()) {
       auto cand = ReadPolicyFile(c.candidate);
-      if (!cand.ok()) return Err(cand.status().message());
+      if (!cand.ok()) return PrintError(cand.status().message());
       body["policy"] = *cand;
     }
     return Call(data, "POST", "/v1/policies/simulate", body, 200);
@@ -257,8 +244,8 @@ std::optional<int> RunPolicyCommand(const PolicyCommands& c, const std::string& 
     std::string pk = c.public_key;
     std::error_code ec;
     if (std::filesystem::is_regular_file(pk, ec)) {
-      auto t = ReadText(pk);
-      if (!t) return Err("cannot read " + pk);
+      auto t = ReadWholeFile(pk);
+      if (!t) return PrintError("cannot read " + pk);
       pk = t->substr(0, t->find_first_of("\r\n"));
     }
     return Call(data, "POST", "/v1/policy-keys", {{"public_key", pk}, {"name", c.name}}, 201);

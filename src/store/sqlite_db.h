@@ -1,5 +1,5 @@
-// A small SQLite connection and statement wrapper shared by the SQLite stores of
-// sqlite_policy_store.cc. Internal to src/store.
+// A small SQLite connection and statement wrapper shared by the SQLite stores
+// (sqlite_store.cc, sqlite_policy_store.cc). Internal to src/store.
 #pragma once
 
 #include <sqlite3.h>
@@ -24,7 +24,8 @@ class Db {
     if (sqlite3_open_v2(path.c_str(), &db_,
                         SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX,
                         nullptr) != SQLITE_OK) {
-      return Status::Unavailable("sqlite: cannot open " + path);
+      return Status::Unavailable("sqlite: cannot open " + path + ": " +
+                                 (db_ ? sqlite3_errmsg(db_) : "?"));
     }
     sqlite3_busy_timeout(db_, 10000);
     TOANI_RETURN_IF_ERROR(Exec("PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL;"));
@@ -55,7 +56,8 @@ class Stmt {
   Stmt& operator=(const Stmt&) = delete;
   ~Stmt() { sqlite3_finalize(s_); }
   Status Ready() const {
-    return s_ ? Status::Ok() : Status::Internal(std::string("sqlite: prepare failed: ") + sqlite3_errmsg(db_));
+    return s_ ? Status::Ok()
+              : Status::Internal(std::string("sqlite: prepare failed: ") + sqlite3_errmsg(db_));
   }
   Stmt& Bind(int i, const std::string& v) {
     sqlite3_bind_text(s_, i, v.data(), static_cast<int>(v.size()), SQLITE_TRANSIENT);
@@ -69,6 +71,10 @@ class Stmt {
     sqlite3_bind_double(s_, i, v);
     return *this;
   }
+  Stmt& BindBlob(int i, const void* p, size_t n) {
+    sqlite3_bind_blob(s_, i, p, static_cast<int>(n), SQLITE_TRANSIENT);
+    return *this;
+  }
   int Step() { return sqlite3_step(s_); }
   std::string Text(int i) {
     const unsigned char* t = sqlite3_column_text(s_, i);
@@ -78,6 +84,10 @@ class Stmt {
   }
   int64_t Int(int i) { return sqlite3_column_int64(s_, i); }
   double Double(int i) { return sqlite3_column_double(s_, i); }
+  const void* Blob(int i, size_t* n) {
+    *n = static_cast<size_t>(sqlite3_column_bytes(s_, i));
+    return sqlite3_column_blob(s_, i);
+  }
   std::string Error() const { return sqlite3_errmsg(db_); }
 
  private:
@@ -107,7 +117,8 @@ class Tx {
 // Adds a column to an existing table when an older database lacks it.
 inline Status AddColumnIfMissing(Db* db, const std::string& table, const std::string& column,
                                  const std::string& decl) {
-  Stmt q(db->get(), ("SELECT COUNT(*) FROM pragma_table_info('" + table + "') WHERE name=?").c_str());
+  Stmt q(db->get(),
+         ("SELECT COUNT(*) FROM pragma_table_info('" + table + "') WHERE name=?").c_str());
   TOANI_RETURN_IF_ERROR(q.Ready());
   q.Bind(1, column);
   if (q.Step() != SQLITE_ROW) return Status::Unavailable("sqlite: " + q.Error());

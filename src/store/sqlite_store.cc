@@ -3,10 +3,15 @@
 #include <cstring>
 #include <mutex>
 
+#include "store/sqlite_db.h"
 #include "store/store.h"
 
 namespace toani::store {
 namespace {
+
+using sqlite::AddColumnIfMissing;
+using sqlite::Db;
+using sqlite::Stmt;
 
 // Append-only audit: the triggers refuse UPDATE and DELETE even to code that
 // tries (there is no such code path in the store either).
@@ -39,94 +44,15 @@ CREATE TABLE IF NOT EXISTS webhook_ids (
   PRIMARY KEY (execution_id, webhook_id));
 )sql";
 
-class Db {
- public:
-  ~Db() {
-    if (db_ != nullptr) sqlite3_close_v2(db_);
-  }
-  Status Open(const std::string& path) {
-    if (sqlite3_open_v2(path.c_str(), &db_,
-                        SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX,
-                        nullptr) != SQLITE_OK) {
-      return Status::Unavailable("sqlite: cannot open " + path + ": " +
-                                 (db_ ? sqlite3_errmsg(db_) : "?"));
-    }
-    sqlite3_busy_timeout(db_, 5000);
-    TOANI_RETURN_IF_ERROR(Exec(kSchema));
-    // Columns added by issue 5 (older databases lack them).
-    TOANI_RETURN_IF_ERROR(AddColumn("credentials", "sensitivity", "TEXT NOT NULL DEFAULT 'standard'"));
-    TOANI_RETURN_IF_ERROR(AddColumn("policies", "signatures", "TEXT NOT NULL DEFAULT ''"));
-    return AddColumn("policies", "applied_by", "TEXT NOT NULL DEFAULT ''");
-  }
-  Status AddColumn(const std::string& table, const std::string& col, const std::string& decl) {
-    sqlite3_stmt* q = nullptr;
-    const std::string sql = "SELECT COUNT(*) FROM pragma_table_info('" + table + "') WHERE name='" + col + "'";
-    if (sqlite3_prepare_v2(db_, sql.c_str(), -1, &q, nullptr) != SQLITE_OK)
-      return Status::Unavailable(std::string("sqlite: ") + sqlite3_errmsg(db_));
-    const bool present = sqlite3_step(q) == SQLITE_ROW && sqlite3_column_int64(q, 0) > 0;
-    sqlite3_finalize(q);
-    if (present) return Status::Ok();
-    Status st = Exec(("ALTER TABLE " + table + " ADD COLUMN " + col + " " + decl).c_str());
-    if (!st.ok() && st.message().find("duplicate column") != std::string::npos) return Status::Ok();
-    return st;
-  }
-  Status Exec(const char* sql) {
-    char* err = nullptr;
-    if (sqlite3_exec(db_, sql, nullptr, nullptr, &err) != SQLITE_OK) {
-      std::string m = err ? err : "?";
-      sqlite3_free(err);
-      return Status::Unavailable("sqlite: " + m);
-    }
-    return Status::Ok();
-  }
-  sqlite3* get() { return db_; }
-  std::mutex mu;
-
- private:
-  sqlite3* db_ = nullptr;
-};
-
-// One prepared statement, finalized on scope exit.
-class Stmt {
- public:
-  Stmt(sqlite3* db, const char* sql) : db_(db) {
-    if (sqlite3_prepare_v2(db, sql, -1, &s_, nullptr) != SQLITE_OK) s_ = nullptr;
-  }
-  ~Stmt() { sqlite3_finalize(s_); }
-  bool ok() const { return s_ != nullptr; }
-  Stmt& Bind(int i, const std::string& v) {
-    sqlite3_bind_text(s_, i, v.data(), static_cast<int>(v.size()), SQLITE_TRANSIENT);
-    return *this;
-  }
-  Stmt& Bind(int i, int64_t v) {
-    sqlite3_bind_int64(s_, i, v);
-    return *this;
-  }
-  Stmt& BindBlob(int i, const void* p, size_t n) {
-    sqlite3_bind_blob(s_, i, p, static_cast<int>(n), SQLITE_TRANSIENT);
-    return *this;
-  }
-  int Step() { return sqlite3_step(s_); }
-  std::string Text(int i) {
-    const unsigned char* t = sqlite3_column_text(s_, i);
-    return t ? std::string(reinterpret_cast<const char*>(t),
-                           static_cast<size_t>(sqlite3_column_bytes(s_, i)))
-             : "";
-  }
-  int64_t Int(int i) { return sqlite3_column_int64(s_, i); }
-  const void* Blob(int i, size_t* n) {
-    *n = static_cast<size_t>(sqlite3_column_bytes(s_, i));
-    return sqlite3_column_blob(s_, i);
-  }
-  std::string Error() const { return sqlite3_errmsg(db_); }
-
- private:
-  sqlite3* db_;
-  sqlite3_stmt* s_ = nullptr;
-};
-
-Status Prepared(const Stmt& s) {
-  return s.ok() ? Status::Ok() : Status::Internal("sqlite: prepare failed: " + s.Error());
+// Opens `path` with the store's schema and the columns later issues added.
+Status OpenDb(Db* db, const std::string& path) {
+  TOANI_RETURN_IF_ERROR(db->Open(path, kSchema));
+  // Columns added by issue 5 (older databases lack them).
+  TOANI_RETURN_IF_ERROR(
+      AddColumnIfMissing(db, "credentials", "sensitivity", "TEXT NOT NULL DEFAULT 'standard'"));
+  TOANI_RETURN_IF_ERROR(
+      AddColumnIfMissing(db, "policies", "signatures", "TEXT NOT NULL DEFAULT ''"));
+  return AddColumnIfMissing(db, "policies", "applied_by", "TEXT NOT NULL DEFAULT ''");
 }
 
 class SqliteStore final : public Store {
@@ -138,7 +64,7 @@ class SqliteStore final : public Store {
     Stmt s(db_->get(),
            "INSERT INTO credentials(tenant,id,name,type,version,blob,fingerprint,created_at,"
            "sensitivity) VALUES(?,?,?,?,?,?,?,?,?)");
-    TOANI_RETURN_IF_ERROR(Prepared(s));
+    TOANI_RETURN_IF_ERROR(s.Ready());
     s.Bind(1, r.tenant)
         .Bind(2, r.id)
         .Bind(3, r.name)
@@ -157,9 +83,10 @@ class SqliteStore final : public Store {
                                            const std::string& id) override {
     std::lock_guard<std::mutex> l(db_->mu);
     Stmt s(db_->get(),
-           "SELECT tenant,id,name,type,version,blob,fingerprint,created_at,sensitivity FROM credentials WHERE "
+           "SELECT tenant,id,name,type,version,blob,fingerprint,created_at,sensitivity FROM "
+           "credentials WHERE "
            "tenant=? AND id=?");
-    TOANI_RETURN_IF_ERROR(Prepared(s));
+    TOANI_RETURN_IF_ERROR(s.Ready());
     s.Bind(1, tenant).Bind(2, id);
     int rc = s.Step();
     if (rc == SQLITE_DONE) return Status::NotFound("credential " + id + " not found");
@@ -170,9 +97,10 @@ class SqliteStore final : public Store {
   StatusOr<std::vector<CredentialRecord>> ListCredentials(const std::string& tenant) override {
     std::lock_guard<std::mutex> l(db_->mu);
     Stmt s(db_->get(),
-           "SELECT tenant,id,name,type,version,blob,fingerprint,created_at,sensitivity FROM credentials WHERE "
+           "SELECT tenant,id,name,type,version,blob,fingerprint,created_at,sensitivity FROM "
+           "credentials WHERE "
            "tenant=? ORDER BY id");
-    TOANI_RETURN_IF_ERROR(Prepared(s));
+    TOANI_RETURN_IF_ERROR(s.Ready());
     s.Bind(1, tenant);
     std::vector<CredentialRecord> out;
     int rc;
@@ -186,7 +114,7 @@ class SqliteStore final : public Store {
     Stmt s(db_->get(),
            "UPDATE credentials SET version=?, blob=?, fingerprint=? "
            "WHERE tenant=? AND id=? AND version=?");
-    TOANI_RETURN_IF_ERROR(Prepared(s));
+    TOANI_RETURN_IF_ERROR(s.Ready());
     s.Bind(1, r.version).Bind(2, r.blob).Bind(3, r.fingerprint).Bind(4, r.tenant).Bind(5, r.id);
     s.Bind(6, expected_version);
     if (s.Step() != SQLITE_DONE) return Status::Unavailable("sqlite: " + s.Error());
@@ -200,7 +128,7 @@ class SqliteStore final : public Store {
   StatusOr<int64_t> CountCredentials() override {
     std::lock_guard<std::mutex> l(db_->mu);
     Stmt s(db_->get(), "SELECT COUNT(*) FROM credentials");
-    TOANI_RETURN_IF_ERROR(Prepared(s));
+    TOANI_RETURN_IF_ERROR(s.Ready());
     if (s.Step() != SQLITE_ROW) return Status::Unavailable("sqlite: " + s.Error());
     return s.Int(0);
   }
@@ -216,11 +144,12 @@ class SqliteStore final : public Store {
   StatusOr<std::vector<PolicyRecord>> LatestPolicies(const std::string& tenant) override {
     std::lock_guard<std::mutex> l(db_->mu);
     Stmt s(db_->get(),
-           "SELECT tenant,policy_id,version,document,applied_at,signatures,applied_by FROM policies p WHERE tenant=? AND "
+           "SELECT tenant,policy_id,version,document,applied_at,signatures,applied_by FROM "
+           "policies p WHERE tenant=? AND "
            "version="
            "(SELECT MAX(version) FROM policies q WHERE q.tenant=p.tenant AND "
            "q.policy_id=p.policy_id) ORDER BY policy_id");
-    TOANI_RETURN_IF_ERROR(Prepared(s));
+    TOANI_RETURN_IF_ERROR(s.Ready());
     s.Bind(1, tenant);
     std::vector<PolicyRecord> out;
     int rc;
@@ -233,9 +162,10 @@ class SqliteStore final : public Store {
                                    int64_t version) override {
     std::lock_guard<std::mutex> l(db_->mu);
     Stmt s(db_->get(),
-           "SELECT tenant,policy_id,version,document,applied_at,signatures,applied_by FROM policies WHERE tenant=? AND "
+           "SELECT tenant,policy_id,version,document,applied_at,signatures,applied_by FROM "
+           "policies WHERE tenant=? AND "
            "policy_id=? AND version=?");
-    TOANI_RETURN_IF_ERROR(Prepared(s));
+    TOANI_RETURN_IF_ERROR(s.Ready());
     s.Bind(1, tenant).Bind(2, id).Bind(3, version);
     int rc = s.Step();
     if (rc == SQLITE_DONE)
@@ -247,10 +177,11 @@ class SqliteStore final : public Store {
   StatusOr<std::vector<PolicyRecord>> PolicyHistory(const std::string& tenant,
                                                     const std::string& id) override {
     std::lock_guard<std::mutex> l(db_->mu);
-    Stmt s(db_->get(),
-           "SELECT tenant,policy_id,version,document,applied_at,signatures,applied_by FROM policies "
-           "WHERE tenant=? AND policy_id=? ORDER BY version");
-    TOANI_RETURN_IF_ERROR(Prepared(s));
+    Stmt s(
+        db_->get(),
+        "SELECT tenant,policy_id,version,document,applied_at,signatures,applied_by FROM policies "
+        "WHERE tenant=? AND policy_id=? ORDER BY version");
+    TOANI_RETURN_IF_ERROR(s.Ready());
     s.Bind(1, tenant).Bind(2, id);
     std::vector<PolicyRecord> out;
     int rc;
@@ -263,7 +194,7 @@ class SqliteStore final : public Store {
   Status AppendAudit(const AuditRow& row) override {
     std::lock_guard<std::mutex> l(db_->mu);
     Stmt s(db_->get(), "INSERT INTO audit_log(idx, entry, leaf_hash) VALUES(?,?,?)");
-    TOANI_RETURN_IF_ERROR(Prepared(s));
+    TOANI_RETURN_IF_ERROR(s.Ready());
     s.Bind(1, static_cast<int64_t>(row.index))
         .Bind(2, row.entry)
         .BindBlob(3, row.leaf_hash.data(), 32);
@@ -278,7 +209,7 @@ class SqliteStore final : public Store {
     std::lock_guard<std::mutex> l(db_->mu);
     Stmt s(db_->get(),
            "SELECT idx, entry, leaf_hash FROM audit_log WHERE idx >= ? AND idx < ? ORDER BY idx");
-    TOANI_RETURN_IF_ERROR(Prepared(s));
+    TOANI_RETURN_IF_ERROR(s.Ready());
     s.Bind(1, static_cast<int64_t>(from)).Bind(2, static_cast<int64_t>(to));
     std::vector<AuditRow> out;
     int rc;
@@ -300,7 +231,7 @@ class SqliteStore final : public Store {
   StatusOr<uint64_t> AuditSize() override {
     std::lock_guard<std::mutex> l(db_->mu);
     Stmt s(db_->get(), "SELECT COUNT(*) FROM audit_log");
-    TOANI_RETURN_IF_ERROR(Prepared(s));
+    TOANI_RETURN_IF_ERROR(s.Ready());
     if (s.Step() != SQLITE_ROW) return Status::Unavailable("sqlite: " + s.Error());
     return static_cast<uint64_t>(s.Int(0));
   }
@@ -317,7 +248,7 @@ class SqliteStore final : public Store {
   Status PutPolicyLocked(const PolicyRecord& r) {
     Stmt q(db_->get(),
            "SELECT COALESCE(MAX(version), 0) FROM policies WHERE tenant=? AND policy_id=?");
-    TOANI_RETURN_IF_ERROR(Prepared(q));
+    TOANI_RETURN_IF_ERROR(q.Ready());
     q.Bind(1, r.tenant).Bind(2, r.policy_id);
     if (q.Step() != SQLITE_ROW) return Status::Unavailable("sqlite: " + q.Error());
     int64_t current = q.Int(0);
@@ -329,7 +260,7 @@ class SqliteStore final : public Store {
     Stmt s(db_->get(),
            "INSERT INTO policies(tenant,policy_id,version,document,applied_at,signatures,"
            "applied_by) VALUES(?,?,?,?,?,?,?)");
-    TOANI_RETURN_IF_ERROR(Prepared(s));
+    TOANI_RETURN_IF_ERROR(s.Ready());
     s.Bind(1, r.tenant)
         .Bind(2, r.policy_id)
         .Bind(3, r.version)
@@ -354,13 +285,13 @@ class SqliteReplayStore final : public ReplayStore {
     // Expired rows can go: a token past exp is refused by verification anyway.
     {
       Stmt gc(db_->get(), "DELETE FROM consumed_tokens WHERE expires_at < ?");
-      if (gc.ok()) {
+      if (gc.Ready().ok()) {
         gc.Bind(1, UnixSeconds(clock_()) - 60);
         gc.Step();
       }
     }
     Stmt s(db_->get(), "INSERT INTO consumed_tokens(jti, expires_at) VALUES(?, ?)");
-    TOANI_RETURN_IF_ERROR(Prepared(s));
+    TOANI_RETURN_IF_ERROR(s.Ready());
     s.Bind(1, jti).Bind(2, UnixSeconds(expires_at));
     int rc = s.Step();
     if (rc == SQLITE_CONSTRAINT) return Status::AlreadyExists("token already used");
@@ -377,7 +308,7 @@ class SqliteReplayStore final : public ReplayStore {
 
 StatusOr<std::unique_ptr<Store>> OpenSqliteStore(const std::string& path) {
   auto db = std::make_unique<Db>();
-  TOANI_RETURN_IF_ERROR(db->Open(path));
+  TOANI_RETURN_IF_ERROR(OpenDb(db.get(), path));
   return std::unique_ptr<Store>(new SqliteStore(std::move(db)));
 }
 
@@ -391,7 +322,7 @@ class SqliteExecutionStore final : public ExecutionStore {
            "INSERT INTO pending_executions(execution_id,tenant,agent,action,policy_id,"
            "policy_version,params_hash,jti,secret_credential_id,started_at,expires_at,status,"
            "result,receipt) VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?)");
-    TOANI_RETURN_IF_ERROR(Prepared(s));
+    TOANI_RETURN_IF_ERROR(s.Ready());
     s.Bind(1, e.execution_id).Bind(2, e.tenant).Bind(3, e.agent).Bind(4, e.action);
     s.Bind(5, e.policy_id).Bind(6, e.policy_version).Bind(7, e.params_hash).Bind(8, e.jti);
     s.Bind(9, e.secret_credential_id).Bind(10, e.started_at).Bind(11, e.expires_at);
@@ -408,7 +339,7 @@ class SqliteExecutionStore final : public ExecutionStore {
            "SELECT execution_id,tenant,agent,action,policy_id,policy_version,params_hash,jti,"
            "secret_credential_id,started_at,expires_at,status,result,receipt "
            "FROM pending_executions WHERE execution_id=?");
-    TOANI_RETURN_IF_ERROR(Prepared(s));
+    TOANI_RETURN_IF_ERROR(s.Ready());
     s.Bind(1, id);
     const int rc = s.Step();
     if (rc == SQLITE_DONE) return Status::NotFound("execution " + id + " not found");
@@ -437,7 +368,7 @@ class SqliteExecutionStore final : public ExecutionStore {
     Stmt s(db_->get(),
            "UPDATE pending_executions SET status=?, result=?, receipt=? "
            "WHERE execution_id=? AND status='pending'");
-    TOANI_RETURN_IF_ERROR(Prepared(s));
+    TOANI_RETURN_IF_ERROR(s.Ready());
     s.Bind(1, status).Bind(2, result).Bind(3, receipt).Bind(4, id);
     if (s.Step() != SQLITE_DONE) return Status::Unavailable("sqlite: " + s.Error());
     if (sqlite3_changes(db_->get()) == 0) {
@@ -452,12 +383,12 @@ class SqliteExecutionStore final : public ExecutionStore {
     const int64_t exp = UnixSeconds(expires_at);
     {
       Stmt del(db_->get(), "DELETE FROM webhook_ids WHERE expires_at < ?");
-      TOANI_RETURN_IF_ERROR(Prepared(del));
+      TOANI_RETURN_IF_ERROR(del.Ready());
       del.Bind(1, UnixSeconds(std::chrono::system_clock::now()) - 86400);
       (void)del.Step();
     }
     Stmt s(db_->get(), "INSERT INTO webhook_ids(execution_id,webhook_id,expires_at) VALUES(?,?,?)");
-    TOANI_RETURN_IF_ERROR(Prepared(s));
+    TOANI_RETURN_IF_ERROR(s.Ready());
     s.Bind(1, id).Bind(2, webhook_id).Bind(3, exp);
     const int rc = s.Step();
     if (rc == SQLITE_CONSTRAINT) return Status::AlreadyExists("webhook id already seen");
@@ -471,13 +402,13 @@ class SqliteExecutionStore final : public ExecutionStore {
 
 StatusOr<std::unique_ptr<ExecutionStore>> OpenSqliteExecutionStore(const std::string& path) {
   auto db = std::make_unique<Db>();
-  TOANI_RETURN_IF_ERROR(db->Open(path));
+  TOANI_RETURN_IF_ERROR(OpenDb(db.get(), path));
   return std::unique_ptr<ExecutionStore>(new SqliteExecutionStore(std::move(db)));
 }
 
 StatusOr<std::unique_ptr<ReplayStore>> OpenSqliteReplayStore(const std::string& path, Clock clock) {
   auto db = std::make_unique<Db>();
-  TOANI_RETURN_IF_ERROR(db->Open(path));
+  TOANI_RETURN_IF_ERROR(OpenDb(db.get(), path));
   return std::unique_ptr<ReplayStore>(new SqliteReplayStore(std::move(db), std::move(clock)));
 }
 
