@@ -174,7 +174,9 @@ StatusOr<nlohmann::json> KeydProcess::Call(const nlohmann::json& request) {
 
 StatusOr<std::string> KeydProcess::CallBinary(std::string_view frame) {
   if (!IsBinaryFrame(frame)) return Status::InvalidArgument("keyd: not a binary frame");
-  TOANI_ASSIGN_OR_RETURN(std::string reply, Exchange(frame));
+  StatusOr<std::string> got = Exchange(frame);
+  if (!got.ok()) return got.status();
+  const std::string& reply = *got;
   if (!reply.empty() && reply[0] == '{') {  // the JSON error object
     auto j = DecodeFrameBody(reply);
     Status st = j.ok() ? ReplyStatus(*j) : Status::Unavailable("keyd: malformed reply");
@@ -182,7 +184,7 @@ StatusOr<std::string> KeydProcess::CallBinary(std::string_view frame) {
     if (st.message().rfind("keyd is sealed", 0) == 0) sealed_ = true;
     return st;
   }
-  return reply;
+  return got;
 }
 
 }  // namespace toani::keyd
