@@ -7,19 +7,13 @@
 #include <cstdio>
 #include <mutex>
 
+#include "store/redis_conn.h"
 #include "store/redis_replay_store.h"
 
 namespace toani::store {
 namespace {
 
-struct ContextDeleter {
-  void operator()(redisContext* c) const { redisFree(c); }
-};
-struct ReplyDeleter {
-  void operator()(redisReply* r) const { freeReplyObject(r); }
-};
-using Context = std::unique_ptr<redisContext, ContextDeleter>;
-using Reply = std::unique_ptr<redisReply, ReplyDeleter>;
+using Reply = RedisConn::Reply;
 
 // KEYS[1] counter; ARGV: amount, limit, ttl ms. Returns {admitted 0|1, total as string}.
 constexpr const char* kTryAdd = R"lua(
@@ -33,14 +27,11 @@ return {1, total}
 
 class RedisLimitCounter final : public LimitCounter {
  public:
-  explicit RedisLimitCounter(RedisReplayOptions o) : o_(std::move(o)) {}
+  explicit RedisLimitCounter(RedisReplayOptions o) : conn_(std::move(o), "redis limit counter") {}
 
   Status Ping() {
     std::lock_guard<std::mutex> l(mu_);
-    TOANI_RETURN_IF_ERROR(Connect());
-    Reply r(static_cast<redisReply*>(redisCommand(ctx_.get(), "PING")));
-    if (!r || r->type == REDIS_REPLY_ERROR) return Drop("PING failed");
-    return Status::Ok();
+    return conn_.Ping();
   }
 
   StatusOr<LimitResult> TryAdd(const std::string& key, int64_t window_start, int64_t window_seconds,
@@ -49,11 +40,11 @@ class RedisLimitCounter final : public LimitCounter {
     const std::string a = Num(amount), lim = Num(limit);
     const std::string ttl = std::to_string((window_seconds + 86400) * 1000);
     std::lock_guard<std::mutex> l(mu_);
-    TOANI_RETURN_IF_ERROR(Connect());
-    Reply r(static_cast<redisReply*>(redisCommand(ctx_.get(), "EVAL %s 1 %b %b %b %b", kTryAdd,
+    TOANI_RETURN_IF_ERROR(conn_.Ensure());
+    Reply r(static_cast<redisReply*>(redisCommand(conn_.get(), "EVAL %s 1 %b %b %b %b", kTryAdd,
                                                   k.data(), k.size(), a.data(), a.size(),
                                                   lim.data(), lim.size(), ttl.data(), ttl.size())));
-    if (!r) return Drop("EVAL failed");
+    if (!r) return conn_.Drop("EVAL failed");
     if (r->type != REDIS_REPLY_ARRAY || r->elements != 2 ||
         r->element[0]->type != REDIS_REPLY_INTEGER) {
       return Status::Unavailable("redis limit counter: " + (r->type == REDIS_REPLY_ERROR
@@ -70,9 +61,9 @@ class RedisLimitCounter final : public LimitCounter {
   StatusOr<double> Current(const std::string& key, int64_t window_start) override {
     const std::string k = Key(key, window_start);
     std::lock_guard<std::mutex> l(mu_);
-    TOANI_RETURN_IF_ERROR(Connect());
-    Reply r(static_cast<redisReply*>(redisCommand(ctx_.get(), "GET %b", k.data(), k.size())));
-    if (!r) return Drop("GET failed");
+    TOANI_RETURN_IF_ERROR(conn_.Ensure());
+    Reply r(static_cast<redisReply*>(redisCommand(conn_.get(), "GET %b", k.data(), k.size())));
+    if (!r) return conn_.Drop("GET failed");
     if (r->type == REDIS_REPLY_NIL) return 0.0;
     if (r->type != REDIS_REPLY_STRING) return Status::Unavailable("redis limit counter: bad reply");
     return std::stod(std::string(r->str, r->len));
@@ -87,28 +78,8 @@ class RedisLimitCounter final : public LimitCounter {
     std::snprintf(b, sizeof b, "%.17g", v);
     return b;
   }
-  Status Connect() {
-    if (ctx_) return Status::Ok();
-    const timeval tv{static_cast<time_t>(o_.timeout.count() / 1000),
-                     static_cast<suseconds_t>((o_.timeout.count() % 1000) * 1000)};
-    Context c(redisConnectWithTimeout(o_.host.c_str(), o_.port, tv));
-    if (!c || c->err != 0) {
-      return Status::Unavailable("redis limit counter: cannot connect to " + o_.host + ":" +
-                                 std::to_string(o_.port));
-    }
-    if (redisSetTimeout(c.get(), tv) != REDIS_OK)
-      return Status::Unavailable("redis limit counter: cannot set the command timeout");
-    ctx_ = std::move(c);
-    return Status::Ok();
-  }
-  Status Drop(const std::string& what) {
-    std::string why = ctx_ && ctx_->err != 0 ? ctx_->errstr : "no reply";
-    ctx_.reset();
-    return Status::Unavailable("redis limit counter: " + what + ": " + why);
-  }
-  RedisReplayOptions o_;
-  std::mutex mu_;
-  Context ctx_;
+  RedisConn conn_;
+  std::mutex mu_;  // one command at a time on the connection
 };
 
 }  // namespace

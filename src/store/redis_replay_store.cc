@@ -5,34 +5,21 @@
 #include <algorithm>
 #include <mutex>
 
+#include "store/redis_conn.h"
+
 namespace toani::store {
 namespace {
 
-struct ContextDeleter {
-  void operator()(redisContext* c) const { redisFree(c); }
-};
-struct ReplyDeleter {
-  void operator()(redisReply* r) const { freeReplyObject(r); }
-};
-using Context = std::unique_ptr<redisContext, ContextDeleter>;
-using Reply = std::unique_ptr<redisReply, ReplyDeleter>;
-
-timeval ToTimeval(std::chrono::milliseconds ms) {
-  return {static_cast<time_t>(ms.count() / 1000),
-          static_cast<suseconds_t>((ms.count() % 1000) * 1000)};
-}
+using Reply = RedisConn::Reply;
 
 class RedisReplayStore final : public ReplayStore {
  public:
   RedisReplayStore(RedisReplayOptions options, Clock clock)
-      : options_(std::move(options)), clock_(std::move(clock)) {}
+      : conn_(std::move(options), "redis replay store"), clock_(std::move(clock)) {}
 
   Status Ping() {
     std::lock_guard<std::mutex> lock(mu_);
-    TOANI_RETURN_IF_ERROR(EnsureConnected());
-    Reply r(static_cast<redisReply*>(redisCommand(ctx_.get(), "PING")));
-    if (!r || r->type == REDIS_REPLY_ERROR) return Drop("PING failed");
-    return Status::Ok();
+    return conn_.Ping();
   }
 
   Status ConsumeOnce(const std::string& jti, SysTime expires_at) override {
@@ -41,12 +28,12 @@ class RedisReplayStore final : public ReplayStore {
     const auto ttl = std::chrono::duration_cast<std::chrono::milliseconds>(expires_at - clock_()) +
                      std::chrono::minutes(1);
     const long long px = std::max<long long>(ttl.count(), 60000);
-    const std::string key = options_.key_prefix + jti;
+    const std::string key = conn_.options().key_prefix + jti;
     std::lock_guard<std::mutex> lock(mu_);
-    TOANI_RETURN_IF_ERROR(EnsureConnected());
+    TOANI_RETURN_IF_ERROR(conn_.Ensure());
     Reply r(static_cast<redisReply*>(
-        redisCommand(ctx_.get(), "SET %b 1 NX PX %lld", key.data(), key.size(), px)));
-    if (!r) return Drop("SET failed");
+        redisCommand(conn_.get(), "SET %b 1 NX PX %lld", key.data(), key.size(), px)));
+    if (!r) return conn_.Drop("SET failed");
     if (r->type == REDIS_REPLY_NIL) return Status::AlreadyExists("token already used");
     if (r->type == REDIS_REPLY_STATUS && std::string(r->str, r->len) == "OK") return Status::Ok();
     // An error reply (e.g. READONLY on a replica, OOM): the jti's state is unknown.
@@ -56,33 +43,9 @@ class RedisReplayStore final : public ReplayStore {
   }
 
  private:
-  Status EnsureConnected() {
-    if (ctx_) return Status::Ok();
-    const timeval tv = ToTimeval(options_.timeout);
-    Context c(redisConnectWithTimeout(options_.host.c_str(), options_.port, tv));
-    if (!c || c->err != 0) {
-      return Status::Unavailable("redis replay store: cannot connect to " + options_.host + ":" +
-                                 std::to_string(options_.port) + ": " +
-                                 (c ? c->errstr : "out of memory"));
-    }
-    if (redisSetTimeout(c.get(), tv) != REDIS_OK) {
-      return Status::Unavailable("redis replay store: cannot set the command timeout");
-    }
-    ctx_ = std::move(c);
-    return Status::Ok();
-  }
-
-  // After an I/O error the connection's state is unknown: drop it (reconnect next call).
-  Status Drop(const std::string& what) {
-    std::string why = ctx_ && ctx_->err != 0 ? ctx_->errstr : "no reply";
-    ctx_.reset();
-    return Status::Unavailable("redis replay store: " + what + ": " + why);
-  }
-
-  const RedisReplayOptions options_;
+  RedisConn conn_;
   const Clock clock_;
   std::mutex mu_;  // one connection, one command at a time (hiredis is not thread-safe)
-  Context ctx_;
 };
 
 }  // namespace
