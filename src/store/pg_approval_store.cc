@@ -3,6 +3,7 @@
 // transaction holding the row lock (SELECT … FOR UPDATE), so it is atomic across nodes.
 #include <nlohmann/json.hpp>
 
+#include "store/approval_rules.h"
 #include "store/pg.h"
 #include "store/pg_internal.h"
 
@@ -87,21 +88,9 @@ class PgApprovalStore final : public ApprovalStore {
       }
       if (r.status != "pending")
         return Status::FailedPrecondition("approval " + id + " is " + r.status + ", not pending");
-      for (const auto& prev : r.decisions) {
-        if (prev.approver == d.approver)
-          return Status::AlreadyExists("you already decided on approval " + id);
-      }
-      r.decisions.push_back(d);
-      int64_t approves = 0;
-      for (const auto& x : r.decisions) approves += x.decision == "approve";
-      if (d.decision == "deny") {
-        r.status = "denied";
-      } else if (approves >= r.approvers_required) {
-        r.status = "approved";
-      }
+      TOANI_RETURN_IF_ERROR(ApplyApprovalDecision(&r, d, id));
       int64_t decided_unix = 0;
       if (r.status != "pending") {
-        r.decided_at = d.decided_at;
         decided_unix = now;
         TOANI_ASSIGN_OR_RETURN(r.proof, finalize(r));
       }

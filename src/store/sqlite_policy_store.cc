@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <nlohmann/json.hpp>
 
+#include "store/approval_rules.h"
 #include "store/sqlite_db.h"
 #include "store/store.h"
 
@@ -66,7 +67,8 @@ class SqlitePolicyKeyStore final : public PolicyKeyStore {
     s.Bind(1, r.tenant).Bind(2, r.key_id).Bind(3, r.public_key).Bind(4, r.name);
     s.Bind(5, r.added_by).Bind(6, r.added_at);
     int rc = s.Step();
-    if (rc == SQLITE_CONSTRAINT) return Status::AlreadyExists("policy key " + r.key_id + " is already registered");
+    if (rc == SQLITE_CONSTRAINT)
+      return Status::AlreadyExists("policy key " + r.key_id + " is already registered");
     if (rc != SQLITE_DONE) return Unavailable(s);
     return Status::Ok();
   }
@@ -85,7 +87,8 @@ class SqlitePolicyKeyStore final : public PolicyKeyStore {
     return out;
   }
 
-  StatusOr<PolicyKeyRecord> GetPolicyKey(const std::string& tenant, const std::string& key_id) override {
+  StatusOr<PolicyKeyRecord> GetPolicyKey(const std::string& tenant,
+                                         const std::string& key_id) override {
     std::lock_guard<std::mutex> l(db_->mu);
     Stmt s(db_->get(),
            "SELECT tenant,key_id,public_key,name,added_by,added_at,revoked_at FROM policy_keys "
@@ -110,7 +113,8 @@ class SqlitePolicyKeyStore final : public PolicyKeyStore {
     Stmt q(db_->get(), "SELECT 1 FROM policy_keys WHERE tenant=? AND key_id=?");
     TOANI_RETURN_IF_ERROR(q.Ready());
     q.Bind(1, tenant).Bind(2, key_id);
-    if (q.Step() == SQLITE_ROW) return Status::FailedPrecondition("policy key " + key_id + " is already revoked");
+    if (q.Step() == SQLITE_ROW)
+      return Status::FailedPrecondition("policy key " + key_id + " is already revoked");
     return Status::NotFound("policy key " + key_id + " is not registered");
   }
 
@@ -198,21 +202,9 @@ class SqliteApprovalStore final : public ApprovalStore {
     }
     if (r.status != "pending")
       return Status::FailedPrecondition("approval " + id + " is " + r.status + ", not pending");
-    for (const auto& prev : r.decisions) {
-      if (prev.approver == d.approver)
-        return Status::AlreadyExists("you already decided on approval " + id);
-    }
-    r.decisions.push_back(d);
-    int64_t approves = 0;
-    for (const auto& x : r.decisions) approves += x.decision == "approve";
-    if (d.decision == "deny") {
-      r.status = "denied";
-    } else if (approves >= r.approvers_required) {
-      r.status = "approved";
-    }
+    TOANI_RETURN_IF_ERROR(ApplyApprovalDecision(&r, d, id));
     int64_t decided_unix = 0;
     if (r.status != "pending") {
-      r.decided_at = d.decided_at;
       decided_unix = now;
       TOANI_ASSIGN_OR_RETURN(r.proof, finalize(r));
     }
@@ -227,7 +219,8 @@ class SqliteApprovalStore final : public ApprovalStore {
     return r;
   }
 
-  StatusOr<ApprovalPoll> Poll(const std::string& tenant, const std::string& id, int64_t now) override {
+  StatusOr<ApprovalPoll> Poll(const std::string& tenant, const std::string& id,
+                              int64_t now) override {
     std::lock_guard<std::mutex> l(db_->mu);
     Tx tx(db_.get());
     TOANI_RETURN_IF_ERROR(tx.status());
@@ -242,7 +235,8 @@ class SqliteApprovalStore final : public ApprovalStore {
       r.poll_interval = std::min<int64_t>(r.poll_interval + 5, 60);
     }
     r.last_polled_at = now;
-    Stmt u(db_->get(), "UPDATE approvals SET last_polled_at=?, poll_interval=? WHERE tenant=? AND id=?");
+    Stmt u(db_->get(),
+           "UPDATE approvals SET last_polled_at=?, poll_interval=? WHERE tenant=? AND id=?");
     TOANI_RETURN_IF_ERROR(u.Ready());
     u.Bind(1, now).Bind(2, r.poll_interval).Bind(3, tenant).Bind(4, id);
     if (u.Step() != SQLITE_DONE) return Unavailable(u);
@@ -259,7 +253,8 @@ class SqliteApprovalStore final : public ApprovalStore {
     u.Bind(1, tenant).Bind(2, id);
     if (u.Step() != SQLITE_DONE) return Unavailable(u);
     if (sqlite3_changes(db_->get()) != 1)
-      return Status::FailedPrecondition("approval " + id + " is not approved (or its token was already issued)");
+      return Status::FailedPrecondition("approval " + id +
+                                        " is not approved (or its token was already issued)");
     return Status::Ok();
   }
 
@@ -282,7 +277,8 @@ class SqliteApprovalStore final : public ApprovalStore {
 
  private:
   StatusOr<ApprovalRecord> GetLocked(const std::string& tenant, const std::string& id) {
-    const std::string sql = std::string("SELECT ") + kApprovalCols + " FROM approvals WHERE tenant=? AND id=?";
+    const std::string sql =
+        std::string("SELECT ") + kApprovalCols + " FROM approvals WHERE tenant=? AND id=?";
     Stmt s(db_->get(), sql.c_str());
     TOANI_RETURN_IF_ERROR(s.Ready());
     s.Bind(1, tenant).Bind(2, id);
