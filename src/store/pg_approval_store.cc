@@ -12,22 +12,6 @@ namespace {
 
 using nlohmann::json;
 
-constexpr const char* kApprovalCols =
-    "tenant,id,agent,requester,user_name,action,params_hash,params,policy_id,policy_version,"
-    "risk_tier,approvers_required,status,created_at,expires_at,poll_interval,last_polled_at,"
-    "proof,decided_at,decisions";
-
-json DecisionsJson(const std::vector<ApprovalDecisionRecord>& ds) {
-  json a = json::array();
-  for (const auto& d : ds) {
-    a.push_back({{"approver", d.approver},
-                 {"decision", d.decision},
-                 {"decided_at", d.decided_at},
-                 {"comment", d.comment}});
-  }
-  return a;
-}
-
 class PgApprovalStore final : public ApprovalStore {
  public:
   explicit PgApprovalStore(PgPool* pool) : pool_(pool) {}
@@ -202,13 +186,7 @@ class PgApprovalStore final : public ApprovalStore {
     r.last_polled_at = s.Int(i, 16);
     r.proof = s.Text(i, 17);
     r.decided_at = s.Text(i, 18);
-    json ds = json::parse(s.Text(i, 19), nullptr, false);
-    if (ds.is_array()) {
-      for (const auto& d : ds) {
-        r.decisions.push_back({d.value("approver", ""), d.value("decision", ""),
-                               d.value("decided_at", ""), d.value("comment", "")});
-      }
-    }
+    r.decisions = ParseDecisions(s.Text(i, 19));
     return r;
   }
   PgPool* pool_;

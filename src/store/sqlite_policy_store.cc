@@ -125,22 +125,6 @@ class SqlitePolicyKeyStore final : public PolicyKeyStore {
   std::unique_ptr<Db> db_;
 };
 
-constexpr const char* kApprovalCols =
-    "tenant,id,agent,requester,user_name,action,params_hash,params,policy_id,policy_version,"
-    "risk_tier,approvers_required,status,created_at,expires_at,poll_interval,last_polled_at,"
-    "proof,decided_at,decisions";
-
-json DecisionsJson(const std::vector<ApprovalDecisionRecord>& ds) {
-  json a = json::array();
-  for (const auto& d : ds) {
-    a.push_back({{"approver", d.approver},
-                 {"decision", d.decision},
-                 {"decided_at", d.decided_at},
-                 {"comment", d.comment}});
-  }
-  return a;
-}
-
 class SqliteApprovalStore final : public ApprovalStore {
  public:
   explicit SqliteApprovalStore(std::unique_ptr<Db> db) : db_(std::move(db)) {}
@@ -315,13 +299,7 @@ class SqliteApprovalStore final : public ApprovalStore {
     r.last_polled_at = s.Int(16);
     r.proof = s.Text(17);
     r.decided_at = s.Text(18);
-    json ds = json::parse(s.Text(19), nullptr, false);
-    if (ds.is_array()) {
-      for (const auto& d : ds) {
-        r.decisions.push_back({d.value("approver", ""), d.value("decision", ""),
-                               d.value("decided_at", ""), d.value("comment", "")});
-      }
-    }
+    r.decisions = ParseDecisions(s.Text(19));
     return r;
   }
   std::unique_ptr<Db> db_;
