@@ -224,12 +224,14 @@ std::vector<Phase> PhaseMedians(const std::string& log) {
     if (line.find("execution_finished") == std::string::npos) continue;
     json j = json::parse(line, nullptr, false);
     if (j.is_discarded()) continue;
-    const json* t = nullptr;
-    if (j.contains("timing_us")) t = &j["timing_us"];
-    if (t == nullptr || !t->is_object()) continue;
-    for (auto& [k, v] : t->items()) {
-      if (!phases.count(k)) order.push_back(k);
-      phases[k].push_back(v.get<double>() / 1000.0);
+    for (const char* field : {"timing_us", "connector_timing_us"}) {
+      if (!j.contains(field) || !j[field].is_object()) continue;
+      // The connector's own figures (inside connector_run) are shown indented.
+      const std::string prefix = std::string(field) == "timing_us" ? "" : "  connector.";
+      for (auto& [k, v] : j[field].items()) {
+        if (!phases.count(prefix + k)) order.push_back(prefix + k);
+        phases[prefix + k].push_back(v.get<double>() / 1000.0);
+      }
     }
   }
   std::vector<Phase> out;
@@ -564,10 +566,10 @@ int main(int argc, char** argv) {
         m.pool);
     double total = 0;
     for (const Phase& p : m.phases) {
-      std::printf("  %-20s %8.2f  n=%zu\n", p.name.c_str(), p.median_ms, p.count);
-      total += p.median_ms;
+      std::printf("  %-24s %8.2f  n=%zu\n", p.name.c_str(), p.median_ms, p.count);
+      if (p.name[0] != ' ') total += p.median_ms;
     }
-    std::printf("  %-20s %8.2f\n", "(sum of medians)", total);
+    std::printf("  %-24s %8.2f\n", "(sum of server medians)", total);
   }
   for (const ModeResult& m : modes) {
     if (m.browser_ms.empty()) continue;

@@ -2,12 +2,17 @@
 // of docs/connector-protocol.md on stdin/stdout: hello → job → result, then exits.
 // The credential exists in plaintext only in this process, in wiped memory.
 #include <curl/curl.h>
+#include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/ssl.h>
 #include <sodium.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
+#include <chrono>
 #include <cstdio>
 #include <nlohmann/json.hpp>
 #include <string>
@@ -27,6 +32,9 @@ namespace {
 
 using nlohmann::json;
 
+// Where the server binds its connector CA file, if it has one (sandbox_pool.cc).
+constexpr const char* kWarmUpCaFile = "/run/toani/ca.pem";
+
 bool WriteAll(std::string_view s) {
   while (!s.empty()) {
     const ssize_t n = ::write(STDOUT_FILENO, s.data(), s.size());
@@ -42,19 +50,72 @@ bool WriteMessage(const json& msg) {
   return WriteAll(msg.dump(-1, ' ', false, json::error_handler_t::replace) + "\n");
 }
 
-// Reads one line (without the '\n') of at most `max` bytes from stdin.
+// Reads one line (without the '\n') of at most `max` bytes from stdin, in large reads
+// (the job is the only line the server sends; anything after its '\n' is ignored). The
+// buffer is wiped before it is freed: the job holds the sealed credential.
 StatusOr<std::string> ReadLine(size_t max) {
   std::string line;
-  char c = 0;
+  std::string chunk(64 << 10, '\0');
+  struct Wipe {
+    std::string* s;
+    ~Wipe() { SecureWipe(s->data(), s->size()); }
+  } wipe{&chunk};
   while (true) {
-    const ssize_t n = ::read(STDIN_FILENO, &c, 1);
+    const ssize_t n = ::read(STDIN_FILENO, chunk.data(), chunk.size());
     if (n < 0 && errno == EINTR) continue;
     if (n < 0) return Status::Unavailable("reading stdin failed");
     if (n == 0) return Status::InvalidArgument("stdin closed before a complete job line");
-    if (c == '\n') return line;
-    if (line.size() >= max) return Status::InvalidArgument("job line exceeds 1 MiB");
-    line.push_back(c);
+    const std::string_view got(chunk.data(), static_cast<size_t>(n));
+    const size_t nl = got.find('\n');
+    const size_t take = nl == std::string_view::npos ? got.size() : nl;
+    if (line.size() + take > max) {
+      SecureWipe(line.data(), line.size());
+      return Status::InvalidArgument("job line exceeds 1 MiB");
+    }
+    if (line.capacity() < line.size() + take) {
+      // Grow by hand so that no unwiped copy of a partial job is left in freed memory.
+      std::string bigger;
+      bigger.reserve(std::max(line.size() + take, 2 * line.capacity()));
+      bigger.assign(line);
+      SecureWipe(line.data(), line.size());
+      line.swap(bigger);
+    }
+    line.append(got.substr(0, take));
+    if (nl != std::string_view::npos) return line;
   }
+}
+
+// The first TLS connection of a process costs several ms more than the next ones
+// (OpenSSL fetches and caches its algorithm implementations and decoders on first use).
+// Done before the hello, so that in a pre-started sandbox it happens while the sandbox
+// waits for its job rather than during the execution: a TLS context with the CA file
+// the server binds into the sandbox (docs/connector-protocol.md §6.5), an X25519 key
+// share and a P-256 signature and its verification (the handshake's primitives).
+void WarmUpTls() {
+  if (SSL_CTX* ctx = SSL_CTX_new(TLS_client_method())) {
+    if (::access(kWarmUpCaFile, R_OK) == 0)
+      SSL_CTX_load_verify_locations(ctx, kWarmUpCaFile, nullptr);
+    if (SSL* ssl = SSL_new(ctx)) SSL_free(ssl);
+    SSL_CTX_free(ctx);
+  }
+  if (EVP_PKEY* x = EVP_PKEY_Q_keygen(nullptr, nullptr, "X25519")) EVP_PKEY_free(x);
+  EVP_PKEY* ec = EVP_PKEY_Q_keygen(nullptr, nullptr, "EC", "P-256");
+  if (ec == nullptr) return;
+  static constexpr unsigned char kMsg[] = "toani warm-up";
+  unsigned char sig[128];
+  size_t sig_len = sizeof sig;
+  if (EVP_MD_CTX* m = EVP_MD_CTX_new()) {
+    if (EVP_DigestSignInit(m, nullptr, EVP_sha256(), nullptr, ec) == 1 &&
+        EVP_DigestSign(m, sig, &sig_len, kMsg, sizeof kMsg) == 1) {
+      EVP_MD_CTX_reset(m);
+      if (EVP_DigestVerifyInit(m, nullptr, EVP_sha256(), nullptr, ec) == 1) {
+        (void)EVP_DigestVerify(m, sig, sig_len, kMsg, sizeof kMsg);
+      }
+    }
+    EVP_MD_CTX_free(m);
+  }
+  EVP_PKEY_free(ec);
+  ERR_clear_error();
 }
 
 struct Outcome {
@@ -69,9 +130,11 @@ struct Outcome {
 
 // Everything between reading the job and having a response; the credential lives only
 // in `creds`, which the caller wipes.
-Outcome RunJob(const SecretBytes& secret_key, const Bytes& public_key, CredentialSet& creds) {
+Outcome RunJob(const SecretBytes& secret_key, const Bytes& public_key, CredentialSet& creds,
+               std::chrono::steady_clock::time_point* job_read) {
   Outcome out;
   StatusOr<std::string> line = ReadLine(kMaxJobLineBytes);
+  *job_read = std::chrono::steady_clock::now();
   if (!line.ok()) return Outcome(line.status());
   StatusOr<HttpJob> job = ParseHttpJob(*line);
   SecureWipe(line->data(), line->size());
@@ -128,12 +191,16 @@ int Main() {
   Bytes public_key(crypto_box_PUBLICKEYBYTES);
   CredentialSet creds;
   Outcome outcome;
+  using Clock = std::chrono::steady_clock;
+  Clock::time_point job_read{};
   {
     SecretBytes secret_key(crypto_box_SECRETKEYBYTES);
     crypto_box_keypair(public_key.data(), secret_key.UnsafeMutableData());
+    WarmUpTls();
     if (!WriteMessage({{"type", "hello"}, {"public_key", Base64UrlEncode(public_key)}})) return 2;
-    outcome = RunJob(secret_key, public_key, creds);
+    outcome = RunJob(secret_key, public_key, creds, &job_read);
   }  // secret key wiped here
+  const Clock::time_point ran = Clock::now();
 
   // Everything below leaves the sandbox: scrubbed against every secret of the run.
   auto clean = [&](std::string_view s) { return MakeValidUtf8(creds.Scrub(s)); };
@@ -169,6 +236,14 @@ int Main() {
     result["error"] = clean(outcome.status.message());
   }
   creds = CredentialSet();  // wipe before the result leaves
+  // Where the connector's time went (durations only; docs/connector-protocol.md §3).
+  auto us = [](Clock::duration d) {
+    return std::chrono::duration_cast<std::chrono::microseconds>(d).count();
+  };
+  const HttpResponse& r = outcome.response;
+  result["timing_us"] = {{"run", us(ran - job_read)},     {"scrub", us(Clock::now() - ran)},
+                         {"connect", r.connect_us},       {"tls", r.tls_us},
+                         {"first_byte", r.first_byte_us}, {"request", r.total_us}};
   curl_global_cleanup();
   if (!WriteMessage(result)) return 2;
   return outcome.status.ok() ? 0 : 1;

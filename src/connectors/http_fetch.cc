@@ -268,6 +268,13 @@ StatusOr<HttpResponse> SendOnce(const Transport& t, const std::string& method,
     return Status::Unavailable(msg);
   }
   curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &resp.status);
+  curl_off_t us = 0;
+  if (curl_easy_getinfo(h, CURLINFO_CONNECT_TIME_T, &us) == CURLE_OK) resp.connect_us = us;
+  if (curl_easy_getinfo(h, CURLINFO_APPCONNECT_TIME_T, &us) == CURLE_OK) resp.tls_us = us;
+  if (curl_easy_getinfo(h, CURLINFO_STARTTRANSFER_TIME_T, &us) == CURLE_OK) {
+    resp.first_byte_us = us;
+  }
+  if (curl_easy_getinfo(h, CURLINFO_TOTAL_TIME_T, &us) == CURLE_OK) resp.total_us = us;
   const char* ct = nullptr;
   if (curl_easy_getinfo(h, CURLINFO_CONTENT_TYPE, &ct) == CURLE_OK && ct != nullptr) {
     resp.content_type = ct;

@@ -22,6 +22,9 @@ struct HttpResponse {
   std::string body;        // raw, NOT scrubbed: the caller scrubs and wipes it
   std::string location;    // Location header of a 3xx ("" otherwise)
   uint64_t redirects = 0;  // redirects followed to get here
+  // Of the last request, from its start (curl's timers, µs): connected to the target
+  // through the egress proxy, TLS handshake done, first response byte, complete.
+  int64_t connect_us = 0, tls_us = 0, first_byte_us = 0, total_us = 0;
 };
 
 // Header lines and other strings that may hold a secret: wiped when destroyed.

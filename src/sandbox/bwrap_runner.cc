@@ -1,5 +1,6 @@
 // SandboxRunner on top of bubblewrap: fork, join the sandbox's cgroups, set rlimits,
 // drop root, hand bwrap the seccomp program on fd 3, exec bwrap.
+#include <dirent.h>
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
@@ -13,6 +14,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstdlib>
 #include <cstring>
 #include <map>
 #include <mutex>
@@ -203,6 +205,39 @@ class BwrapProcess final : public SandboxProcess {
     }
     // Whatever left the process group (setsid, double fork) is still in the cgroup.
     if (cgroup_) return cgroup_->KillAll();
+    return Status::Ok();
+  }
+
+  void SignalKill() override {
+    if (reaped_) return;
+    ::kill(-pid_, SIGKILL);
+    ::kill(pid_, SIGKILL);
+    if (cgroup_) cgroup_->SignalAll();
+  }
+
+  Status SetNice(int nice) override {
+    std::vector<pid_t> pids = HostPids();
+    if (std::find(pids.begin(), pids.end(), pid_) == pids.end() && !reaped_) pids.push_back(pid_);
+    for (pid_t p : pids) {
+      // Each thread has its own nice value: every task of the process.
+      std::vector<pid_t> tids;
+      if (DIR* d = ::opendir(("/proc/" + std::to_string(p) + "/task").c_str())) {
+        while (dirent* e = ::readdir(d)) {
+          const long t = std::atol(e->d_name);
+          if (t > 0) tids.push_back(static_cast<pid_t>(t));
+        }
+        ::closedir(d);
+      }
+      if (tids.empty()) tids.push_back(p);
+      for (pid_t t : tids) {
+        if (::setpriority(PRIO_PROCESS, static_cast<id_t>(t), nice) != 0 && errno != ESRCH) {
+          if (errno == EACCES || errno == EPERM) {
+            return Status::PermissionDenied(std::string("setpriority: ") + std::strerror(errno));
+          }
+          return Errno("setpriority");
+        }
+      }
+    }
     return Status::Ok();
   }
 

@@ -155,6 +155,11 @@ Status SandboxCgroup::KillAll() {
   }
 }
 
+void SandboxCgroup::SignalAll() {
+  if (has_kill_file_) (void)WriteFile(dirs_.front() + "/cgroup.kill", "1");
+  for (pid_t p : Pids()) ::kill(p, SIGKILL);
+}
+
 bool SandboxCgroup::OomKilled() const {
   for (const auto& d : dirs_) {
     for (const char* file : {"/memory.events", "/memory.oom_control"}) {

@@ -36,6 +36,9 @@ class SandboxCgroup {
   std::vector<pid_t> Pids() const;
   // SIGKILLs everything inside until it is empty (or 2 s pass). OK when empty.
   Status KillAll();
+  // One pass of SIGKILL to everything inside now (cgroup.kill on v2), without waiting
+  // for the processes to be gone; KillAll() (or the destructor) waits.
+  void SignalAll();
   // True if the memory controller killed something for exceeding the limit.
   bool OomKilled() const;
 

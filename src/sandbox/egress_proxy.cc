@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <netdb.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <poll.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -218,6 +219,9 @@ int ConnectTo(const EgressProxy::Impl& impl, const sockaddr_storage& addr,
   const socklen_t len = addr.ss_family == AF_INET ? sizeof(sockaddr_in) : sizeof(sockaddr_in6);
   const int fd = ::socket(addr.ss_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
   if (fd < 0) return -1;
+  // A relay forwards each piece as it comes (TLS records, small requests): no Nagle delay.
+  int one = 1;
+  (void)::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
   if (::connect(fd, reinterpret_cast<const sockaddr*>(&addr), len) == 0) return fd;
   if (errno == EINPROGRESS && impl.WaitFor(fd, POLLOUT, deadline)) {
     int err = 0;

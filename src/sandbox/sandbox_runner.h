@@ -73,6 +73,19 @@ class SandboxProcess {
   // SIGKILLs the whole sandbox (bwrap's process group; the pid namespace dies with it).
   // Idempotent.
   virtual Status Kill() = 0;
+  // SIGKILLs every process of the sandbox now (bwrap's process group, and one pass over
+  // its cgroup's members) without waiting for them to be gone: nothing in the sandbox
+  // runs another instruction, but reaping and the cgroup's removal are left to Kill(),
+  // Wait() or the destructor, which may run on another thread (SandboxReaper).
+  virtual void SignalKill() { (void)Kill(); }
+  // Sets the nice value of every thread of every process the sandbox holds now
+  // (a pre-started sandbox waits at low priority and gets the normal one back when an
+  // execution takes it). Raising priority needs CAP_SYS_NICE or a large enough
+  // RLIMIT_NICE; PermissionDenied otherwise.
+  virtual Status SetNice(int nice) {
+    (void)nice;
+    return Status::Ok();
+  }
   // Waits for exit, at most until the wall deadline (then kills). Returns the exit code,
   // or 128 + signal number if killed by a signal; Unavailable if the wall timeout fired.
   virtual StatusOr<int> Wait() = 0;

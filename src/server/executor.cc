@@ -5,6 +5,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 
@@ -26,6 +27,22 @@ std::string NewExecutionId() {
   uint8_t b[12];
   randombytes_buf(b, sizeof b);
   return "exe_" + HexEncode(std::span<const uint8_t>(b, sizeof b));
+}
+
+// The connector's own timing (durations in µs) for the log: only short lower-case names
+// with integer values are kept, so a subverted connector cannot smuggle text into it.
+json ConnectorTiming(const json& result) {
+  json out = json::object();
+  if (!result.is_object() || !result.contains("timing_us") || !result["timing_us"].is_object()) {
+    return out;
+  }
+  for (const auto& [k, v] : result["timing_us"].items()) {
+    if (out.size() >= 16 || k.empty() || k.size() > 16 || !v.is_number_integer()) continue;
+    if (!std::all_of(k.begin(), k.end(), [](char c) { return (c >= 'a' && c <= 'z') || c == '_'; }))
+      continue;
+    out[k] = v.get<int64_t>();
+  }
+  return out;
 }
 
 }  // namespace
@@ -186,7 +203,17 @@ StatusOr<json> Executor::Execute(const Caller& caller, const std::string& token,
   // 6. Run.
   std::vector<EgressRule> egress;
   for (const auto& e : action.egress) egress.push_back({e.host, e.port});
-  auto run = RunSandboxed(caller.tenant, token, cred, job, egress, spec.kind == "browser", &phases);
+  // A pooled sandbox is replaced once this execution has answered (below, on every path),
+  // so that the replacement's start does not compete with this execution for the CPU.
+  struct RefillAfterAnswer {
+    SandboxPool* pool;
+    bool took = false;
+    ~RefillAfterAnswer() {
+      if (took && pool != nullptr) pool->Release();
+    }
+  } refill{cfg_.sandbox_pool};
+  auto run = RunSandboxed(caller.tenant, token, cred, job, egress, spec.kind == "browser", &phases,
+                          &refill.took);
   json result = run.ok() ? run->result : json{{"ok", false}, {"error", run.status().message()}};
   // A rotated OAuth refresh token goes back to keyd (the server sees ciphertext only),
   // even when the rest of the run failed: the old one may be dead at the server.
@@ -296,7 +323,8 @@ StatusOr<json> Executor::Execute(const Caller& caller, const std::string& token,
        {"action", action.name},
        {"ok", ok},
        {"audit_index", receipt["finish_audit_index"]},
-       {"timing_us", phases.ToJson()}});
+       {"timing_us", phases.ToJson()},
+       {"connector_timing_us", ConnectorTiming(result)}});
   return out;
 }
 
@@ -510,13 +538,15 @@ SandboxPrepConfig Executor::SandboxPrep() const {
 
 StatusOr<Executor::RunResult> Executor::RunSandboxed(
     const std::string& tenant, const std::string& token, const store::CredentialRecord& cred,
-    const json& job_base, const std::vector<EgressRule>& egress, bool browser, PhaseClock* phases) {
+    const json& job_base, const std::vector<EgressRule>& egress, bool browser, PhaseClock* phases,
+    bool* took_pooled) {
   // A pre-started sandbox when one is ready (never for the browser, whose sandbox
   // differs), else one started now through the same preparation. Either way it is
-  // new, used for this execution only, and destroyed when this function returns.
+  // new, used for this execution only, and killed before this function returns.
   std::unique_ptr<PreparedSandbox> ps;
   if (!browser && cfg_.sandbox_pool != nullptr) ps = cfg_.sandbox_pool->Take();
   const bool pooled = ps != nullptr;
+  *took_pooled = pooled;
   const SandboxPrepConfig prep = SandboxPrep();
   if (!ps) {
     TOANI_ASSIGN_OR_RETURN(ps, PrepareSandbox(prep, browser));
@@ -547,18 +577,22 @@ StatusOr<Executor::RunResult> Executor::RunSandboxed(
   TOANI_RETURN_IF_ERROR(proc->WriteLine(job.dump()));
   auto result_line = proc->ReadLine(cfg_.timeout + std::chrono::seconds(2));
   phases->Mark("connector_run");
-  // Let the connector exit on its own (its exit code is then meaningful), bounded by
-  // the wall deadline; then kill whatever is left of the sandbox.
-  if (!result_line.ok()) (void)proc->Kill();
-  (void)proc->Wait();
-  (void)proc->Kill();
-  ps->proxy->Stop();
   if (!result_line.ok()) {
+    // No result: let it finish dying and keep its stderr for the operator.
+    (void)proc->Kill();
+    (void)proc->Wait();
     Log(LogLevel::kError, "executor", "connector_failed", {{"stderr", proc->Stderr()}});
+    reaper_->Dispose(std::move(ps));
     return Status::Unavailable("connector gave no result: " + result_line.status().message());
   }
-  ps.reset();  // sandbox, proxy and directory gone before the result is used
-  phases->Mark("sandbox_teardown");
+  // The result is in: the sandbox dies now, every process in it (SIGKILL to bwrap's
+  // process group and each member of its cgroup), before anything is answered, so the
+  // credential does not outlive the execution. Reaping, emptying and removing the
+  // cgroup, stopping the egress proxy and removing the directory happen after the
+  // answer, on the reaper's thread (docs/connector-protocol.md §6.6).
+  proc->SignalKill();
+  reaper_->Dispose(std::move(ps));
+  phases->Mark("sandbox_kill");
   auto result = json::parse(*result_line, nullptr, false);
   if (result.is_discarded() || result.value("type", "") != "result") {
     return Status::Internal("connector sent a malformed result");

@@ -72,6 +72,9 @@ class Executor {
                                    const nlohmann::json& params);
   // How this executor prepares a sandbox (for the pool's refill thread).
   SandboxPrepConfig SandboxPrep() const;
+  // Waits until every used sandbox is torn down (reaped, cgroup and files removed,
+  // proxy stopped); false on timeout. For tests.
+  bool WaitTeardowns(std::chrono::milliseconds timeout) const { return reaper_->WaitIdle(timeout); }
   // Set before requests are served (the pool needs SandboxPrep() to exist first).
   void SetSandboxPool(SandboxPool* pool) { cfg_.sandbox_pool = pool; }
   const SandboxPool* sandbox_pool() const { return cfg_.sandbox_pool; }
@@ -94,7 +97,7 @@ class Executor {
                                    const store::CredentialRecord& cred,
                                    const nlohmann::json& job_base,
                                    const std::vector<EgressRule>& egress, bool browser,
-                                   PhaseClock* phases);
+                                   PhaseClock* phases, bool* took_pooled);
   std::string CallbackUrl(const std::string& exec_id) const;
   Status StoreRotatedCredential(const Caller& caller, const store::CredentialRecord& cred,
                                 const std::string& sealed, const std::string& exec_id);
@@ -116,6 +119,8 @@ class Executor {
   SandboxRunner* runner_;
   std::string measurement_;
   Clock clock_;
+  // Used sandboxes (already SIGKILLed) are reaped and removed here, after the answer.
+  std::unique_ptr<SandboxReaper> reaper_ = std::make_unique<SandboxReaper>();
 };
 
 }  // namespace toani::server

@@ -2,8 +2,10 @@
 
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <filesystem>
 #include <nlohmann/json.hpp>
 
@@ -14,6 +16,79 @@ namespace toani::server {
 
 namespace fs = std::filesystem;
 using nlohmann::json;
+
+namespace {
+
+constexpr int kLowNice = 19;
+
+id_t ThisThread() { return static_cast<id_t>(::syscall(SYS_gettid)); }
+
+// The calling thread's nice value (it is per thread on Linux).
+int ThreadNice() {
+  errno = 0;
+  const int n = ::getpriority(PRIO_PROCESS, ThisThread());
+  return errno == 0 ? n : 0;
+}
+
+// Whether this process may lower a thread's priority to kLowNice and raise it back to
+// `normal` (CAP_SYS_NICE, or RLIMIT_NICE allowing `normal`); tried on a scratch thread.
+bool CanRaiseNiceBack(int normal) {
+  bool ok = false;
+  std::thread([&] {
+    const id_t t = ThisThread();
+    if (::setpriority(PRIO_PROCESS, t, kLowNice) == 0) {
+      ok = ::setpriority(PRIO_PROCESS, t, normal) == 0;
+    }
+  }).join();
+  return ok;
+}
+
+}  // namespace
+
+SandboxReaper::SandboxReaper() {
+  thread_ = std::thread([this] { Loop(); });
+}
+
+SandboxReaper::~SandboxReaper() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    stop_ = true;
+  }
+  cv_.notify_all();
+  thread_.join();
+}
+
+void SandboxReaper::Dispose(std::unique_ptr<PreparedSandbox> ps) {
+  if (!ps) return;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    queue_.push_back(std::move(ps));
+  }
+  cv_.notify_all();
+}
+
+bool SandboxReaper::WaitIdle(std::chrono::milliseconds timeout) const {
+  std::unique_lock<std::mutex> lock(mu_);
+  return idle_cv_.wait_for(lock, timeout, [&] { return queue_.empty() && busy_ == 0; });
+}
+
+void SandboxReaper::Loop() {
+  // Teardown is bookkeeping: it may wait for idle CPU (the sandbox is already dead).
+  (void)::setpriority(PRIO_PROCESS, ThisThread(), kLowNice);
+  std::unique_lock<std::mutex> lock(mu_);
+  while (true) {
+    cv_.wait(lock, [&] { return stop_ || !queue_.empty(); });
+    if (queue_.empty()) break;  // stop_ and nothing left
+    std::unique_ptr<PreparedSandbox> ps = std::move(queue_.front());
+    queue_.pop_front();
+    ++busy_;
+    lock.unlock();
+    ps.reset();  // reap, empty and remove the cgroup, stop the proxy, remove the files
+    lock.lock();
+    --busy_;
+    if (queue_.empty() && busy_ == 0) idle_cv_.notify_all();
+  }
+}
 
 ExecDir::ExecDir(const std::string& base) {
   std::string tmpl = base + "/exec-XXXXXX";
@@ -95,6 +170,12 @@ StatusOr<std::unique_ptr<PreparedSandbox>> PrepareSandbox(const SandboxPrepConfi
 SandboxPool::SandboxPool(size_t size, Factory factory, std::chrono::milliseconds max_idle)
     : size_(size), factory_(std::move(factory)), max_idle_(max_idle) {
   stats_.size = size;
+  normal_nice_ = ThreadNice();
+  stats_.low_priority = size_ > 0 && normal_nice_ < kLowNice && CanRaiseNiceBack(normal_nice_);
+  if (size_ > 0 && !stats_.low_priority) {
+    Log(LogLevel::kInfo, "sandbox_pool", "refill_at_normal_priority",
+        {{"detail", "no CAP_SYS_NICE or RLIMIT_NICE to give a taken sandbox its priority back"}});
+  }
   Metrics& m = Metrics::Global();
   m.Describe("toani_sandbox_pool_size", "gauge", "Configured number of pre-started sandboxes");
   m.Describe("toani_sandbox_pool_ready", "gauge", "Pre-started sandboxes waiting for a job");
@@ -155,6 +236,8 @@ std::unique_ptr<PreparedSandbox> SandboxPool::Take() {
     }
     if (out) {
       ++stats_.taken;
+      ++owed_;
+      last_take_ = now;
       Metrics::Global().Inc("toani_sandbox_pool_taken_total");
     } else {
       ++stats_.misses;
@@ -163,7 +246,27 @@ std::unique_ptr<PreparedSandbox> SandboxPool::Take() {
     PublishMetrics();
   }
   cv_.notify_all();
+  // It waited at the refill's low priority; its execution runs at the normal one.
+  if (out && stats_.low_priority) {
+    Status st = out->process->SetNice(normal_nice_);
+    if (!st.ok()) {
+      Log(LogLevel::kWarn, "sandbox_pool", "renice_failed", {{"error", st.message()}});
+      drop.push_back(std::move(out));
+      std::lock_guard<std::mutex> lock(mu_);
+      ++stats_.discarded;
+      if (owed_ > 0) --owed_;
+      return nullptr;
+    }
+  }
   return out;
+}
+
+void SandboxPool::Release() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (owed_ > 0) --owed_;
+  }
+  cv_.notify_all();
 }
 
 SandboxPoolStats SandboxPool::Stats() const {
@@ -180,6 +283,8 @@ bool SandboxPool::WaitReady(size_t n, std::chrono::milliseconds timeout) const {
 
 void SandboxPool::Loop() {
   std::chrono::milliseconds backoff(0);
+  // Everything this thread starts inherits its nice value.
+  if (stats_.low_priority) (void)::setpriority(PRIO_PROCESS, ThisThread(), kLowNice);
   std::unique_lock<std::mutex> lock(mu_);
   while (!stop_) {
     // Replace sandboxes that waited too long (oldest first).
@@ -197,11 +302,19 @@ void SandboxPool::Loop() {
       lock.lock();
       continue;
     }
-    if (ready_.size() >= size_) {
-      const auto wait = ready_.empty() ? max_idle_
-                                       : std::chrono::duration_cast<std::chrono::milliseconds>(
-                                             ready_.front()->ready_at + max_idle_ - now) +
-                                             std::chrono::milliseconds(1);
+    // A taken sandbox is replaced once its execution has answered (Release()), or
+    // kRefillAfter after the take at the latest.
+    if (owed_ > 0 && now - last_take_ >= kRefillAfter) owed_ = 0;
+    if (ready_.size() + owed_ >= size_) {
+      auto wait = ready_.empty() ? max_idle_
+                                 : std::chrono::duration_cast<std::chrono::milliseconds>(
+                                       ready_.front()->ready_at + max_idle_ - now) +
+                                       std::chrono::milliseconds(1);
+      if (owed_ > 0) {
+        wait = std::min(wait, std::chrono::duration_cast<std::chrono::milliseconds>(
+                                  last_take_ + kRefillAfter - now) +
+                                  std::chrono::milliseconds(1));
+      }
       cv_.wait_for(lock, wait);
       continue;
     }

@@ -11,8 +11,12 @@
 // SandboxPool keeps up to `size` such sandboxes ready, refilled by one background
 // thread. Take() removes one for good: each is used for exactly one execution and is
 // killed with everything it started when that execution ends; nothing is ever returned
-// to the pool. Executions that find the pool empty (and browser executions, whose
-// sandbox differs) prepare their own sandbox in line, through the same function.
+// to the pool. The refill stays out of the way of executions: the thread and everything
+// it starts (bwrap, the connector) run at nice 19 where the server can give a taken
+// sandbox its normal priority back (CAP_SYS_NICE or RLIMIT_NICE), and a taken sandbox is
+// replaced only once its execution has answered (Release()). Executions that find the pool empty
+// (and browser executions, whose sandbox differs) prepare their own sandbox in line, through the
+// same function.
 #pragma once
 
 #include <chrono>
@@ -69,6 +73,34 @@ struct PreparedSandbox {
   ~PreparedSandbox();
 };
 
+// Tears used sandboxes down off the request path (docs/connector-protocol.md §6.6). The
+// execution SIGKILLs its sandbox (SandboxProcess::SignalKill) before it answers and hands
+// it over here; one background thread (nice 19) reaps bwrap, waits until the cgroup is
+// empty and removes it, stops the egress proxy and removes the directory. The
+// destructor finishes every teardown handed over.
+class SandboxReaper {
+ public:
+  SandboxReaper();
+  ~SandboxReaper();
+  SandboxReaper(const SandboxReaper&) = delete;
+  SandboxReaper& operator=(const SandboxReaper&) = delete;
+
+  // Takes `ps` (already SIGKILLed) for teardown. Thread-safe.
+  void Dispose(std::unique_ptr<PreparedSandbox> ps);
+  // Waits until everything handed over so far is torn down; false on timeout.
+  bool WaitIdle(std::chrono::milliseconds timeout) const;
+
+ private:
+  void Loop();
+
+  mutable std::mutex mu_;
+  mutable std::condition_variable cv_, idle_cv_;
+  std::deque<std::unique_ptr<PreparedSandbox>> queue_;
+  size_t busy_ = 0;
+  bool stop_ = false;
+  std::thread thread_;
+};
+
 // The sandbox a browser execution gets (Chromium needs more memory, processes and
 // system calls than the other connectors; docs/connector-protocol.md §6.4).
 void ApplyBrowserSandbox(SandboxSpec& spec);
@@ -79,14 +111,15 @@ StatusOr<std::unique_ptr<PreparedSandbox>> PrepareSandbox(const SandboxPrepConfi
                                                           bool browser);
 
 struct SandboxPoolStats {
-  size_t size = 0;         // configured target
-  size_t ready = 0;        // waiting now
-  uint64_t taken = 0;      // handed to an execution
-  uint64_t misses = 0;     // Take() found none ready
-  uint64_t started = 0;    // prepared by the pool
-  uint64_t failed = 0;     // preparations that failed
-  uint64_t discarded = 0;  // dropped unused (too old, or died while waiting)
-  std::string last_error;  // of the last failed preparation, "" if none
+  size_t size = 0;            // configured target
+  size_t ready = 0;           // waiting now
+  uint64_t taken = 0;         // handed to an execution
+  uint64_t misses = 0;        // Take() found none ready
+  uint64_t started = 0;       // prepared by the pool
+  uint64_t failed = 0;        // preparations that failed
+  uint64_t discarded = 0;     // dropped unused (too old, or died while waiting)
+  bool low_priority = false;  // refill at nice 19 (taken sandboxes get the normal one back)
+  std::string last_error;     // of the last failed preparation, "" if none
 };
 
 class SandboxPool {
@@ -100,9 +133,13 @@ class SandboxPool {
   SandboxPool(const SandboxPool&) = delete;
   SandboxPool& operator=(const SandboxPool&) = delete;
 
-  // A ready sandbox, removed from the pool for good (the refill thread starts its
-  // replacement); nullptr when none is ready. Thread-safe.
+  // A ready sandbox, removed from the pool for good, at the server's normal priority;
+  // nullptr when none is ready. Call Release() once the execution that took it has
+  // answered: the replacement starts then (or kRefillAfter after the Take() at the
+  // latest). Thread-safe.
   std::unique_ptr<PreparedSandbox> Take();
+  void Release();
+  static constexpr std::chrono::milliseconds kRefillAfter{1000};
   SandboxPoolStats Stats() const;
   // Waits until `n` sandboxes are ready (tests, benchmarks); false on timeout.
   bool WaitReady(size_t n, std::chrono::milliseconds timeout) const;
@@ -118,6 +155,9 @@ class SandboxPool {
   mutable std::condition_variable cv_;        // refill thread: a slot is free / stop
   mutable std::condition_variable ready_cv_;  // WaitReady
   std::deque<std::unique_ptr<PreparedSandbox>> ready_;
+  size_t owed_ = 0;  // taken, execution not answered yet (no replacement started)
+  std::chrono::steady_clock::time_point last_take_{};
+  int normal_nice_ = 0;  // the server's nice value, given back to a taken sandbox
   SandboxPoolStats stats_;
   bool stop_ = false;
   std::thread thread_;

@@ -4,13 +4,17 @@
 // library). Checks what the agent gets, what the logs and the audit log hold, and that
 // credentials never appear in any of them.
 #include <gtest/gtest.h>
+#include <signal.h>
 #include <sodium.h>
 #include <sys/stat.h>
 
+#include <chrono>
 #include <ctime>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <nlohmann/json.hpp>
+#include <thread>
 
 #include "../peers/node_peer.h"
 #include "common/encoding.h"
@@ -52,6 +56,66 @@ void ExpectAbsent(const std::string& text, const std::string& secret, const std:
   for (const std::string& f : Forms(secret)) {
     EXPECT_EQ(text.find(f), std::string::npos) << "a form of the credential is in " << where;
   }
+}
+
+// The server's sandboxes as seen from the host: each bwrap child of the server with
+// every process below it and its per-execution directory (from bwrap's command line).
+struct HostSandbox {
+  std::vector<pid_t> pids;  // bwrap first, then its descendants
+  std::string dir;
+};
+
+std::map<pid_t, HostSandbox> SandboxesOf(pid_t server) {
+  std::map<pid_t, std::vector<pid_t>> children;
+  std::map<pid_t, std::string> comm;
+  for (const auto& e : fs::directory_iterator("/proc")) {
+    const std::string name = e.path().filename().string();
+    if (name.empty() || !std::isdigit(static_cast<unsigned char>(name[0]))) continue;
+    const std::string stat = ReadFileOrEmpty(e.path().string() + "/stat");
+    const size_t open = stat.find('('), close = stat.rfind(')');
+    if (open == std::string::npos || close == std::string::npos || close + 4 >= stat.size())
+      continue;
+    const pid_t pid = std::atoi(name.c_str());
+    comm[pid] = stat.substr(open + 1, close - open - 1);
+    children[std::atoi(stat.c_str() + close + 4)].push_back(pid);
+  }
+  std::map<pid_t, HostSandbox> out;
+  for (pid_t b : children[server]) {
+    if (comm[b] != "bwrap") continue;
+    HostSandbox sb;
+    sb.pids.push_back(b);
+    for (size_t i = 0; i < sb.pids.size(); ++i) {
+      const pid_t p = sb.pids[i];
+      for (pid_t c : children[p]) sb.pids.push_back(c);
+    }
+    std::string cmdline = ReadFileOrEmpty("/proc/" + std::to_string(b) + "/cmdline");
+    for (size_t at = 0; at < cmdline.size();) {
+      const size_t end = cmdline.find('\0', at);
+      const std::string arg = cmdline.substr(at, end - at);
+      if (arg.size() > 12 && arg.ends_with("/egress.sock") && arg.rfind("/run/toani/", 0) != 0) {
+        sb.dir = arg.substr(0, arg.size() - 12);
+      }
+      if (end == std::string::npos) break;
+      at = end + 1;
+    }
+    out[b] = sb;
+  }
+  return out;
+}
+
+// Gone, a zombie, or with SIGKILL pending: it will never run another instruction.
+bool DeadOrKillPending(pid_t pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/status");
+  if (!in) return true;
+  bool dying = false;
+  for (std::string line; std::getline(in, line);) {
+    if (line.rfind("State:", 0) == 0) {
+      if (line.find('Z') != std::string::npos || line.find('X') != std::string::npos) dying = true;
+    } else if (line.rfind("SigPnd:", 0) == 0 || line.rfind("ShdPnd:", 0) == 0) {
+      if (std::stoull(line.substr(7), nullptr, 16) & (1ull << (SIGKILL - 1))) dying = true;
+    }
+  }
+  return dying;
 }
 
 class ConnectorsServerTest : public ::testing::Test {
@@ -209,6 +273,70 @@ TEST_F(ConnectorsServerTest, EchoTargetLeavesNoTraceInResultsLogsOrAudit) {
   for (const auto& f : fs::recursive_directory_iterator(server_.data_dir())) {
     if (f.is_regular_file())
       ExpectAbsent(ReadFileOrEmpty(f.path().string()), api_key_, f.path().string());
+  }
+}
+
+// The sandbox an execution used is SIGKILLed, with every process in it, before the agent
+// gets its answer; its teardown (reaping, cgroup, proxy, directory) happens after the
+// answer and leaves nothing behind. The other pre-started sandboxes are untouched.
+TEST_F(ConnectorsServerTest, UsedSandboxIsKilledBeforeTheAnswerAndLeavesNothing) {
+  const std::string cred = AddCredential("teardown-key", api_key_);
+  Apply("teardown", 1,
+        {{"echo.teardown",
+          {{"agents", {"demo-agent"}},
+           {"connector", "http"},
+           {"credential", cred},
+           {"inject", {{"kind", "header"}, {"name", "Authorization"}, {"prefix", "Bearer "}}},
+           {"request", {{"method", "GET"}, {"url", Url("echo", "/echo")}}},
+           {"egress", Egress({"echo"})}}}});
+  auto sj = json::parse(ReadFileOrEmpty(server_.data_dir() + "/server.json"), nullptr, false);
+  ASSERT_TRUE(sj.is_object() && sj.contains("pid"));
+  const pid_t server = sj["pid"].get<pid_t>();
+  auto pool_ready = [&] {
+    auto r = server_.CallJson("admin", "GET", "/readyz");
+    return r.ok() && r->contains("sandbox_pool") ? (*r)["sandbox_pool"].value("ready", 0) : 0;
+  };
+  for (int round = 0; round < 3; ++round) {
+    // The default pool (2) full: both sandboxes waiting.
+    const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(120);
+    while (pool_ready() < 2 && std::chrono::steady_clock::now() < until) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+    const std::map<pid_t, HostSandbox> before = SandboxesOf(server);
+    ASSERT_EQ(before.size(), 2u) << "round " << round;
+    long st = 0;
+    json out = Run("echo.teardown", json::object(), &st);
+    ASSERT_EQ(st, 200) << out.dump();
+    ASSERT_TRUE(out.contains("result")) << out.dump();
+    // At the answer: exactly one of them (the one the execution took) is dead or has
+    // SIGKILL pending in every process; the other is still waiting.
+    std::vector<const HostSandbox*> killed;
+    for (const auto& [bwrap, sb] : before) {
+      size_t dying = 0;
+      for (pid_t p : sb.pids) dying += DeadOrKillPending(p) ? 1 : 0;
+      if (dying == sb.pids.size()) {
+        killed.push_back(&sb);
+      } else {
+        EXPECT_EQ(dying, 0u) << "a sandbox half killed, pid " << bwrap;
+      }
+    }
+    ASSERT_EQ(killed.size(), 1u) << "round " << round;
+    // After the answer, within a bounded time: every process reaped, the directory (with
+    // the egress socket and the CA copy) removed.
+    const HostSandbox& used = *killed.front();
+    EXPECT_FALSE(used.dir.empty());
+    const auto gone_by = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+    auto all_gone = [&] {
+      for (pid_t p : used.pids) {
+        if (fs::exists("/proc/" + std::to_string(p))) return false;
+      }
+      return used.dir.empty() || !fs::exists(used.dir);
+    };
+    while (!all_gone() && std::chrono::steady_clock::now() < gone_by) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+    EXPECT_TRUE(all_gone()) << "sandbox " << used.pids.front() << " (" << used.dir
+                            << ") left something behind";
   }
 }
 

@@ -5,16 +5,22 @@
 // writes a hello with a random key, reads one job line {"connect":[{"host","port"}...]},
 // asks the egress proxy (SOCKS5 CONNECT) for each target and prints one result line:
 // the SOCKS reply code per target (0 = connected, 2 = not allowed) and what it saw
-// before its hello. Only libc and the JSON header.
+// before its hello, and its nice value while waiting and while running. With
+// {"linger": true} in the job it then stays, ignoring SIGTERM/SIGHUP, until killed.
+// Only libc and the JSON header.
 #include <fcntl.h>
+#include <signal.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <cstring>
+#include <fstream>
 #include <iostream>
+#include <iterator>
 #include <nlohmann/json.hpp>
+#include <sstream>
 #include <string>
 
 namespace {
@@ -71,8 +77,25 @@ json SocksConnect(const std::string& host, int port) {
 
 }  // namespace
 
+// Field 19 of /proc/self/stat (getpriority() is not in the connector's seccomp profile).
+int OwnNice() {
+  std::ifstream in("/proc/self/stat");
+  std::string stat((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  const size_t close = stat.rfind(')');
+  if (close == std::string::npos) return -100;
+  std::istringstream rest(stat.substr(close + 2));
+  std::string field;
+  for (int i = 3; i <= 19 && rest >> field; ++i) {
+    if (i == 19) return std::atoi(field.c_str());
+  }
+  return -100;
+}
+
 int main() {
   json seen;
+  // The nice value it was started with (a pool refill's) and, below, the one it runs
+  // its job with (the server gives a taken sandbox its normal priority back).
+  seen["nice_waiting"] = OwnNice();
   const int pre = ConnectEgress();
   seen["pre_bind_connect"] = pre < 0 ? std::string(std::strerror(-pre)) : "connected";
   if (pre >= 0) ::close(pre);
@@ -96,6 +119,7 @@ int main() {
   if (!std::getline(std::cin, line)) return 4;
   const json job = json::parse(line, nullptr, false);
   if (job.is_discarded()) return 5;
+  seen["nice_running"] = OwnNice();
   json results = json::array();
   for (const json& t : job.value("connect", json::array())) {
     json r = SocksConnect(t.value("host", ""), t.value("port", 0));
@@ -103,5 +127,10 @@ int main() {
     results.push_back(r);
   }
   std::cout << json{{"type", "result"}, {"seen", seen}, {"results", results}}.dump() << std::endl;
+  if (job.value("linger", false)) {
+    // A connector that will not go: ignores the polite signals and never exits.
+    for (int sig : {SIGTERM, SIGHUP, SIGINT, SIGPIPE}) ::signal(sig, SIG_IGN);
+    for (;;) ::pause();
+  }
   return 0;
 }

@@ -11,12 +11,14 @@
 #include <netinet/in.h>
 #include <poll.h>
 #include <signal.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <atomic>
 #include <filesystem>
+#include <fstream>
 #include <nlohmann/json.hpp>
 #include <set>
 #include <string>
@@ -98,10 +100,10 @@ class SandboxPoolTest : public ::testing::Test {
   // Hands `ps` its job (as the executor does: bind the proxy, restart the deadline,
   // write the job) and returns the probe's result line.
   json Run(PreparedSandbox& ps, const std::vector<EgressRule>& allow,
-           const std::vector<std::string>& hosts) {
+           const std::vector<std::string>& hosts, bool linger = false) {
     EXPECT_TRUE(ps.proxy->Bind(allow).ok());
     ps.process->RestartDeadline(60s);
-    json job = {{"connect", json::array()}};
+    json job = {{"connect", json::array()}, {"linger", linger}};
     for (const std::string& h : hosts) job["connect"].push_back({{"host", h}, {"port", port()}});
     EXPECT_TRUE(ps.process->WriteLine(job.dump()).ok());
     auto line = ps.process->ReadLine(60s);
@@ -185,6 +187,7 @@ TEST_F(SandboxPoolTest, NoSandboxKeyProcessOrTmpIsEverUsedTwice) {
     EXPECT_EQ(r["seen"]["marker_written"], true) << r.dump();
     EXPECT_EQ(Reply(r, "a.toani.test"), 0) << r.dump();
     ps.reset();  // the execution ends: the sandbox dies with everything it started
+    pool.Release();
     // Killed at once; the kernel may take a moment to reap what was reparented.
     for (pid_t p : inside) {
       const auto until = std::chrono::steady_clock::now() + 30s;
@@ -198,6 +201,89 @@ TEST_F(SandboxPoolTest, NoSandboxKeyProcessOrTmpIsEverUsedTwice) {
   const SandboxPoolStats s = pool.Stats();
   EXPECT_EQ(s.taken, static_cast<uint64_t>(kExecutions));
   EXPECT_GE(s.started, static_cast<uint64_t>(kExecutions));
+}
+
+// /proc/<pid>/status of a process: state, and whether SIGKILL is pending for it.
+bool DeadOrKillPending(pid_t pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/status");
+  if (!in) return true;  // gone
+  bool dying = false;
+  for (std::string line; std::getline(in, line);) {
+    if (line.rfind("State:", 0) == 0) {
+      if (line.find('Z') != std::string::npos || line.find('X') != std::string::npos) dying = true;
+    } else if (line.rfind("SigPnd:", 0) == 0 || line.rfind("ShdPnd:", 0) == 0) {
+      const unsigned long long mask = std::stoull(line.substr(7), nullptr, 16);
+      if (mask & (1ull << (SIGKILL - 1))) dying = true;
+    }
+  }
+  return dying;
+}
+
+bool Alive(pid_t pid) { return !DeadOrKillPending(pid); }
+
+// The execution kills its sandbox (SignalKill) the moment the result is in, before it
+// answers, even a connector that will not exit; reaping, the cgroup, the proxy and the
+// directory are then handled by the SandboxReaper after the answer, and nothing is left.
+TEST_F(SandboxPoolTest, SandboxIsKilledWhenTheResultIsInAndTornDownAfterwards) {
+  SandboxPool pool(1, Factory());
+  SandboxReaper reaper;
+  for (int i = 0; i < 2; ++i) {
+    ASSERT_TRUE(pool.WaitReady(1, 120s)) << pool.Stats().last_error;
+    auto ps = pool.Take();
+    ASSERT_NE(ps, nullptr);
+    const std::vector<pid_t> inside = ps->process->HostPids();
+    ASSERT_FALSE(inside.empty());
+    const std::string dir = ps->dir->path();
+    const std::string sock = dir + "/egress.sock";
+    json r = Run(*ps, {{"a.toani.test", port()}}, {"a.toani.test"}, /*linger=*/true);
+    EXPECT_EQ(Reply(r, "a.toani.test"), 0) << r.dump();
+    // The probe stays after its result (this is what the kill has to deal with).
+    std::this_thread::sleep_for(200ms);
+    size_t alive = 0;
+    for (pid_t p : inside) alive += Alive(p) ? 1 : 0;
+    EXPECT_GT(alive, 0u) << "the lingering probe already exited: nothing to test";
+    ps->process->SignalKill();
+    // At once, without any waiting or reaping: nothing in the sandbox runs on.
+    for (pid_t p : inside) EXPECT_TRUE(DeadOrKillPending(p)) << "pid " << p << " still running";
+    reaper.Dispose(std::move(ps));
+    pool.Release();
+    ASSERT_TRUE(reaper.WaitIdle(60s));
+    for (pid_t p : inside) {
+      const auto until = std::chrono::steady_clock::now() + 30s;
+      while (::kill(p, 0) == 0 && std::chrono::steady_clock::now() < until) {
+        std::this_thread::sleep_for(10ms);
+      }
+      EXPECT_NE(::kill(p, 0), 0) << "pid " << p << " outlived its execution";
+    }
+    EXPECT_FALSE(fs::exists(sock)) << sock;
+    EXPECT_FALSE(fs::exists(dir)) << dir;
+  }
+}
+
+// The refill runs at nice 19 where the server can give a taken sandbox its priority
+// back, and starts a taken sandbox's replacement only once that execution answered.
+TEST_F(SandboxPoolTest, RefillWaitsForTheAnswerAndRunsAtLowPriority) {
+  errno = 0;
+  const int normal = ::getpriority(PRIO_PROCESS, 0);
+  SandboxPool pool(1, Factory());
+  ASSERT_TRUE(pool.WaitReady(1, 120s)) << pool.Stats().last_error;
+  auto ps = pool.Take();
+  ASSERT_NE(ps, nullptr);
+  json r = Run(*ps, {}, {});
+  if (pool.Stats().low_priority) {
+    EXPECT_EQ(r["seen"]["nice_waiting"], 19) << r.dump();
+  } else {
+    EXPECT_EQ(r["seen"]["nice_waiting"], normal) << r.dump();
+  }
+  EXPECT_EQ(r["seen"]["nice_running"], normal) << "a taken sandbox runs at the normal priority";
+  // No replacement while the execution has not answered (within kRefillAfter).
+  std::this_thread::sleep_for(SandboxPool::kRefillAfter / 2);
+  EXPECT_EQ(pool.Stats().started, 1u);
+  EXPECT_EQ(pool.Stats().ready, 0u);
+  ps.reset();
+  pool.Release();
+  ASSERT_TRUE(pool.WaitReady(1, 120s)) << pool.Stats().last_error;
+  EXPECT_EQ(pool.Stats().started, 2u);
 }
 
 TEST_F(SandboxPoolTest, StaleOrDeadSandboxesAreReplacedNotHandedOut) {
