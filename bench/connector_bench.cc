@@ -33,6 +33,7 @@
 #include <map>
 #include <mutex>
 #include <nlohmann/json.hpp>
+#include <set>
 #include <string>
 #include <thread>
 #include <vector>
@@ -216,7 +217,8 @@ struct Phase {
   double median_ms;
   size_t count;  // executions that had this phase
 };
-std::vector<Phase> PhaseMedians(const std::string& log) {
+// Over the executions whose id is in `only` (all when empty).
+std::vector<Phase> PhaseMedians(const std::string& log, const std::set<std::string>& only) {
   std::ifstream in(log);
   std::map<std::string, std::vector<double>> phases;
   std::vector<std::string> order;
@@ -224,6 +226,7 @@ std::vector<Phase> PhaseMedians(const std::string& log) {
     if (line.find("execution_finished") == std::string::npos) continue;
     json j = json::parse(line, nullptr, false);
     if (j.is_discarded()) continue;
+    if (!only.empty() && !only.count(j.value("execution_id", ""))) continue;
     for (const char* field : {"timing_us", "connector_timing_us"}) {
       if (!j.contains(field) || !j[field].is_object()) continue;
       // The connector's own figures (inside connector_run) are shown indented.
@@ -438,8 +441,15 @@ int main(int argc, char** argv) {
       *ms = Ms(Clock::now() - t0);
       return out.is_object() ? out : json::object();
     };
-    auto one_execution = [&](toani::bench::KeepAliveClient* agent, double* ms) {
+    std::mutex ids_mu;
+    std::set<std::string> sequential_ids;
+    auto one_execution = [&](toani::bench::KeepAliveClient* agent, double* ms,
+                             bool sequential = false) {
       json out = execute(agent, "bank.balance", ms);
+      if (sequential) {
+        std::lock_guard<std::mutex> lock(ids_mu);
+        sequential_ids.insert(out.value("execution_id", ""));
+      }
       const bool ok = out.contains("result") && out["result"].value("status", 0) == 200;
       if (!ok) std::fprintf(stderr, "execution failed: %s\n", out.dump().c_str());
       return ok;
@@ -466,7 +476,7 @@ int main(int argc, char** argv) {
       if (!DirectCall(url, resolve, cert, auth)) ++m.failures;
       direct.push_back(Ms(Clock::now() - t0));
       double ms = 0;
-      if (!one_execution(&agent, &ms)) ++m.failures;
+      if (!one_execution(&agent, &ms, /*sequential=*/true)) ++m.failures;
       e2e.push_back(ms);
     }
     // The same over a new mTLS connection per request (what an agent without
@@ -520,7 +530,7 @@ int main(int argc, char** argv) {
       }
     }
     StopServer(server);
-    m.phases = PhaseMedians(server.log);
+    m.phases = PhaseMedians(server.log, sequential_ids);
     modes.push_back(m);
   }
 
@@ -560,9 +570,9 @@ int main(int argc, char** argv) {
   for (const ModeResult& m : modes) {
     if (m.phases.empty()) continue;
     std::printf(
-        "\nwhere the time goes, sandbox_pool_size=%d (median ms per execution over all "
-        "its executions, server's timing_us, n = executions with that phase; the rest of the "
-        "end-to-end time is TLS + HTTP to the server)\n",
+        "\nwhere the time goes, sandbox_pool_size=%d (median ms over the sequential "
+        "keep-alive executions, server's timing_us and the connector's own timing_us, "
+        "n = executions with that phase)\n",
         m.pool);
     double total = 0;
     for (const Phase& p : m.phases) {

@@ -8,8 +8,8 @@
 // allow-list, restarts the wall deadline, has keyd seal the credential to that key and
 // hands over the job.
 //
-// SandboxPool keeps up to `size` such sandboxes ready, refilled by one background
-// thread. Take() removes one for good: each is used for exactly one execution and is
+// SandboxPool keeps up to `size` such sandboxes ready, refilled by up to two background
+// threads. Take() removes one for good: each is used for exactly one execution and is
 // killed with everything it started when that execution ends; nothing is ever returned
 // to the pool. The refill stays out of the way of executions: the thread and everything
 // it starts (bwrap, the connector) run at nice 19 where the server can give a taken
@@ -85,8 +85,10 @@ class SandboxReaper {
   SandboxReaper(const SandboxReaper&) = delete;
   SandboxReaper& operator=(const SandboxReaper&) = delete;
 
-  // Takes `ps` (already SIGKILLed) for teardown. Thread-safe.
+  // Takes `ps` (already SIGKILLed) for teardown. Thread-safe. With kMaxQueued teardowns
+  // already waiting, tears `ps` down in the calling thread instead (back-pressure).
   void Dispose(std::unique_ptr<PreparedSandbox> ps);
+  static constexpr size_t kMaxQueued = 16;
   // Waits until everything handed over so far is torn down; false on timeout.
   bool WaitIdle(std::chrono::milliseconds timeout) const;
 
@@ -155,12 +157,14 @@ class SandboxPool {
   mutable std::condition_variable cv_;        // refill thread: a slot is free / stop
   mutable std::condition_variable ready_cv_;  // WaitReady
   std::deque<std::unique_ptr<PreparedSandbox>> ready_;
-  size_t owed_ = 0;  // taken, execution not answered yet (no replacement started)
+  size_t preparing_ = 0;  // being started by a refill thread
+  size_t owed_ = 0;       // taken, execution not answered yet (no replacement started)
   std::chrono::steady_clock::time_point last_take_{};
   int normal_nice_ = 0;  // the server's nice value, given back to a taken sandbox
   SandboxPoolStats stats_;
   bool stop_ = false;
-  std::thread thread_;
+  static constexpr size_t kRefillThreads = 2;
+  std::vector<std::thread> threads_;
 };
 
 }  // namespace toani::server
