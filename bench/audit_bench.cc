@@ -9,10 +9,15 @@
 //   build/release/bin/audit_bench --benchmark_filter=KeydProcess
 #include <benchmark/benchmark.h>
 #include <sqlite3.h>
+#include <unistd.h>
 
+#include <algorithm>
 #include <filesystem>
+#include <fstream>
 #include <memory>
 #include <random>
+#include <sstream>
+#include <string>
 
 #include "audit/log.h"
 #include "audit/test_util.h"
@@ -26,6 +31,21 @@ namespace {
 
 using testing::InProcessKeyd;
 using testing::TempDir;
+
+// CPU time (user + system) a process has used so far, in microseconds.
+double CpuMicros(pid_t pid) {
+  std::ifstream f("/proc/" + std::to_string(pid) + "/stat");
+  std::string stat((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+  const size_t close = stat.rfind(')');
+  if (close == std::string::npos) return 0;
+  std::istringstream rest(stat.substr(close + 2));
+  std::string field;
+  double ticks = 0;
+  for (int i = 3; i <= 15 && rest >> field; ++i) {
+    if (i == 14 || i == 15) ticks += std::stod(field);  // utime, stime
+  }
+  return ticks * 1e6 / static_cast<double>(::sysconf(_SC_CLK_TCK));
+}
 
 // One log shared by the threads of a benchmark run.
 struct Shared {
@@ -70,6 +90,17 @@ void BM_AuditLogDurableAppend(benchmark::State& state) {
                                  {"policy_id", "bank"},
                                  {"policy_version", 3},
                                  {"jti", "AAAAAAAAAAAAAAAAAAAAAA"}};
+  // CPU per append of keyd and of this process (the server's side: canonical JSON, group
+  // commit, SQLite): what caps the rate when both share 2 cores.
+  pid_t keyd_pid = -1;
+  double keyd_cpu0 = 0, self_cpu0 = 0;
+  uint64_t size0 = 0;
+  if (state.thread_index() == 0) {
+    if (auto* p = dynamic_cast<keyd::KeydProcess*>(g_shared->keyd.get())) keyd_pid = p->pid();
+    keyd_cpu0 = keyd_pid > 0 ? CpuMicros(keyd_pid) : 0;
+    self_cpu0 = CpuMicros(::getpid());
+    size0 = g_shared->log->size();
+  }
   for (auto _ : state) {
     auto r = g_shared->log->Append(fields);
     if (!r.ok()) state.SkipWithError(r.status().message().c_str());
@@ -77,6 +108,9 @@ void BM_AuditLogDurableAppend(benchmark::State& state) {
   state.SetItemsProcessed(state.iterations());
   if (state.thread_index() == 0) {
     state.counters["log_size"] = static_cast<double>(g_shared->log->size());
+    const double n = static_cast<double>(std::max<uint64_t>(g_shared->log->size() - size0, 1));
+    state.counters["self_cpu_us"] = (CpuMicros(::getpid()) - self_cpu0) / n;
+    if (keyd_pid > 0) state.counters["keyd_cpu_us"] = (CpuMicros(keyd_pid) - keyd_cpu0) / n;
   }
 }
 BENCHMARK_TEMPLATE(BM_AuditLogDurableAppend, true)

@@ -23,6 +23,7 @@
 #include <csignal>
 #include <cstdio>
 #include <fstream>
+#include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
@@ -96,7 +97,7 @@ class Conn {
 
 struct Result {
   double rps = 0, p50_ms = 0, p99_ms = 0;
-  size_t failed = 0;
+  size_t failed = 0, done = 0;
 };
 
 Result Load(int port, const std::string& pki, int conns, int seconds, const std::string& raw,
@@ -135,6 +136,7 @@ Result Load(int port, const std::string& pki, int conns, int seconds, const std:
   std::sort(all.begin(), all.end());
   Result r;
   r.failed = failed;
+  r.done = all.size();
   r.rps = static_cast<double>(all.size()) / secs;
   if (!all.empty()) {
     r.p50_ms = all[all.size() / 2];
@@ -168,6 +170,23 @@ int ChildNamed(int parent, const std::string& comm) {
   }
   ::closedir(d);
   return found;
+}
+
+// CPU time (user + system) a process has used so far, in milliseconds.
+double CpuMs(int pid) {
+  std::ifstream f("/proc/" + std::to_string(pid) + "/stat");
+  std::string stat((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+  const size_t close = stat.rfind(')');
+  if (close == std::string::npos) return 0;
+  std::istringstream rest(stat.substr(close + 2));
+  std::string field;
+  double utime = 0, stime = 0;
+  // After "(comm) ": state is field 3; utime and stime are fields 14 and 15.
+  for (int i = 3; i <= 15 && rest >> field; ++i) {
+    if (i == 14) utime = std::stod(field);
+    if (i == 15) stime = std::stod(field);
+  }
+  return (utime + stime) * 1000.0 / static_cast<double>(::sysconf(_SC_CLK_TCK));
 }
 
 std::string Post(const std::string& path, const std::string& body) {
@@ -243,17 +262,27 @@ int main(int argc, char** argv) {
   std::printf(
       "toani mTLS keep-alive load: %d connections, %d server threads, %d s per phase, %u CPUs\n",
       conns, threads, seconds, std::thread::hardware_concurrency());
+  auto sj = json::parse(toani::testing::ReadFileOrEmpty(h.data_dir() + "/server.json"));
+  int server_pid = sj["pid"];
+  int keyd_pid = ChildNamed(server_pid, "toani-keyd");
   (void)Load(port, pki, conns, 2, authz, 200);  // warm-up
   Result base = Load(port, pki, conns, seconds, health, 200);
+  // CPU per authorize request, server and keyd: what caps throughput on 2 cores,
+  // independent of what else the machine is doing.
+  const double server_cpu0 = CpuMs(server_pid), keyd_cpu0 = keyd_pid > 0 ? CpuMs(keyd_pid) : 0;
   Result auth = Load(port, pki, conns, seconds, authz, 200);
+  const double requests = static_cast<double>(std::max<size_t>(auth.done, 1));
+  const double server_cpu = (CpuMs(server_pid) - server_cpu0) / requests;
+  const double keyd_cpu = keyd_pid > 0 ? (CpuMs(keyd_pid) - keyd_cpu0) / requests : 0;
   std::printf("%-34s %12s %10s %10s %8s\n", "phase", "req/s", "p50 ms", "p99 ms", "failed");
   std::printf("%-34s %12.0f %10.2f %10.2f %8zu\n", "baseline GET /healthz", base.rps, base.p50_ms,
               base.p99_ms, base.failed);
   std::printf("%-34s %12.0f %10.2f %10.2f %8zu\n", "POST /v1/authorize", auth.rps, auth.p50_ms,
               auth.p99_ms, auth.failed);
-  auto sj = json::parse(toani::testing::ReadFileOrEmpty(h.data_dir() + "/server.json"));
-  int server_pid = sj["pid"];
-  int keyd_pid = ChildNamed(server_pid, "toani-keyd");
+  std::printf(
+      "CPU per authorize: server %.3f ms, keyd %.3f ms (2 cores at 100%% allow about "
+      "%.0f req/s)\n",
+      server_cpu, keyd_cpu, 2000.0 / (server_cpu + keyd_cpu));
   std::printf("peak RSS: server %ld KiB, keyd %ld KiB\n", PeakRssKb(server_pid),
               keyd_pid > 0 ? PeakRssKb(keyd_pid) : -1L);
   std::printf("targets: authorize >= 3000 req/s on 2 cores, p99 < 10 ms\n");

@@ -9,7 +9,7 @@ PACKAGES=(
   # libraries (found with find_package / pkg-config)
   libssl-dev libsodium-dev libboost-dev nlohmann-json3-dev libcurl4-openssl-dev
   libsqlite3-dev libseccomp-dev libre2-dev libcli11-dev libhiredis-dev libpq-dev
-  libyaml-cpp-dev
+  libyaml-cpp-dev libjemalloc-dev
   # tests and benchmarks
   libgtest-dev libgmock-dev libbenchmark-dev
   # runtime: the connector sandbox, CA roots for real targets, tools the tests use

@@ -23,8 +23,11 @@ bool HasAny(const Caller& c, std::initializer_list<Role> roles) {
 }
 
 json KeyJson(const store::PolicyKeyRecord& k) {
-  return {{"key_id", k.key_id},     {"public_key", k.public_key}, {"name", k.name},
-          {"added_by", k.added_by}, {"added_at", k.added_at},
+  return {{"key_id", k.key_id},
+          {"public_key", k.public_key},
+          {"name", k.name},
+          {"added_by", k.added_by},
+          {"added_at", k.added_at},
           {"revoked_at", k.revoked_at.empty() ? json(nullptr) : json(k.revoked_at)}};
 }
 
@@ -60,56 +63,103 @@ void PolicyPlane::Register(RouteTable& t) {
     return r ? *r : ProblemResponse(404, "Not found", "no route " + c.req.path);
   };
   const std::set<Role> readers = {Role::kPolicyAdmin, Role::kApprover, Role::kAuditor};
-  t.Add({.method = "POST", .path = "/v1/policy-keys", .roles = {Role::kOperator}, .json_body = true,
-         .summary = "Register a policy-admin Ed25519 public key (PASERK k4.public)",
-         .request_schema = {{"type", "object"},
-                            {"required", {"public_key"}},
-                            {"properties", {{"public_key", {{"type", "string"}}}, {"name", {{"type", "string"}}}}}},
-         .success_status = 201, .handler = h});
-  t.Add({.method = "GET", .path = "/v1/policy-keys",
+  t.Add(
+      {.method = "POST",
+       .path = "/v1/policy-keys",
+       .roles = {Role::kOperator},
+       .json_body = true,
+       .summary = "Register a policy-admin Ed25519 public key (PASERK k4.public)",
+       .request_schema = {{"type", "object"},
+                          {"required", {"public_key"}},
+                          {"properties",
+                           {{"public_key", {{"type", "string"}}}, {"name", {{"type", "string"}}}}}},
+       .success_status = 201,
+       .handler = h});
+  t.Add({.method = "GET",
+         .path = "/v1/policy-keys",
          .roles = {Role::kOperator, Role::kPolicyAdmin, Role::kAuditor},
-         .summary = "List registered policy-admin keys", .handler = h});
-  t.Add({.method = "POST", .path = "/v1/policy-keys/{key_id}/revoke", .roles = {Role::kOperator},
-         .summary = "Revoke a policy-admin key (it signs nothing more)", .handler = h});
-  t.Add({.method = "POST", .path = "/v1/policies", .roles = {Role::kPolicyAdmin}, .json_body = true,
+         .summary = "List registered policy-admin keys",
+         .handler = h});
+  t.Add({.method = "POST",
+         .path = "/v1/policy-keys/{key_id}/revoke",
+         .roles = {Role::kOperator},
+         .summary = "Revoke a policy-admin key (it signs nothing more)",
+         .handler = h});
+  t.Add({.method = "POST",
+         .path = "/v1/policies",
+         .roles = {Role::kPolicyAdmin},
+         .json_body = true,
          .summary = "Apply a signed policy {policy, signatures} (docs/formats.md §9)",
          .request_schema = {{"type", "object"},
                             {"required", {"policy", "signatures"}},
-                            {"properties", {{"policy", {{"type", "object"}}}, {"signatures", {{"type", "array"}}}}}},
-         .success_status = 201, .handler = h});
-  t.Add({.method = "GET", .path = "/v1/policies", .roles = readers,
-         .summary = "The current version of each policy", .handler = h});
-  t.Add({.method = "POST", .path = "/v1/policies/simulate", .roles = {Role::kPolicyAdmin},
-         .json_body = true, .summary = "Explain a decision without side effects", .handler = h});
-  t.Add({.method = "GET", .path = "/v1/policies/{policy_id}", .roles = readers,
+                            {"properties",
+                             {{"policy", {{"type", "object"}}},
+                              {"signatures", {{"type", "array"}}}}}},
+         .success_status = 201,
+         .handler = h});
+  t.Add({.method = "GET",
+         .path = "/v1/policies",
+         .roles = readers,
+         .summary = "The current version of each policy",
+         .handler = h});
+  t.Add({.method = "POST",
+         .path = "/v1/policies/simulate",
+         .roles = {Role::kPolicyAdmin},
+         .json_body = true,
+         .summary = "Explain a decision without side effects",
+         .handler = h});
+  t.Add({.method = "GET",
+         .path = "/v1/policies/{policy_id}",
+         .roles = readers,
          .summary = "A policy version with its signed envelope",
          .query = {{{"name", "version"}, {"schema", {{"type", "integer"}, {"minimum", 1}}}}},
          .handler = h});
-  t.Add({.method = "GET", .path = "/v1/policies/{policy_id}/history", .roles = readers,
-         .summary = "Every version of a policy", .handler = h});
-  t.Add({.method = "POST", .path = "/v1/authorize", .roles = {Role::kAgent}, .json_body = true,
+  t.Add({.method = "GET",
+         .path = "/v1/policies/{policy_id}/history",
+         .roles = readers,
+         .summary = "Every version of a policy",
+         .handler = h});
+  t.Add({.method = "POST",
+         .path = "/v1/authorize",
+         .roles = {Role::kAgent},
+         .json_body = true,
          .summary = "Ask for an Action Token: 200 allow, 202 approval required, 403 deny",
          .request_schema = {{"type", "object"},
                             {"required", {"action", "params"}},
-                            {"properties", {{"action", {{"type", "string"}}},
-                                            {"params", {{"type", "object"}}},
-                                            {"user", {{"type", "string"}}},
-                                            {"identity_proof", {{"type", "string"}}}}}},
+                            {"properties",
+                             {{"action", {{"type", "string"}}},
+                              {"params", {{"type", "object"}}},
+                              {"user", {{"type", "string"}}},
+                              {"identity_proof", {{"type", "string"}}}}}},
          .handler = h});
-  t.Add({.method = "GET", .path = "/v1/approvals", .roles = {Role::kApprover, Role::kAuditor},
+  t.Add({.method = "GET",
+         .path = "/v1/approvals",
+         .roles = {Role::kApprover, Role::kAuditor},
          .summary = "Approval requests (default: pending)",
          .query = {{{"name", "status"},
-                    {"schema", {{"enum", {"pending", "approved", "denied", "expired", "redeemed", "all"}}}}}},
+                    {"schema",
+                     {{"enum", {"pending", "approved", "denied", "expired", "redeemed", "all"}}}}}},
          .handler = h});
-  t.Add({.method = "GET", .path = "/v1/approvals/{id}",
+  t.Add({.method = "GET",
+         .path = "/v1/approvals/{id}",
          .roles = {Role::kApprover, Role::kAuditor, Role::kAgent},
-         .summary = "One approval request (an agent sees only its own)", .handler = h});
-  t.Add({.method = "POST", .path = "/v1/approvals/{id}/approve", .roles = {Role::kApprover},
-         .json_body = true, .summary = "Approve (distinct approvers, never one's own request)",
+         .summary = "One approval request (an agent sees only its own)",
          .handler = h});
-  t.Add({.method = "POST", .path = "/v1/approvals/{id}/deny", .roles = {Role::kApprover},
-         .json_body = true, .summary = "Deny an approval request", .handler = h});
-  t.Add({.method = "POST", .path = "/v1/approvals/{id}/token", .roles = {Role::kAgent},
+  t.Add({.method = "POST",
+         .path = "/v1/approvals/{id}/approve",
+         .roles = {Role::kApprover},
+         .json_body = true,
+         .summary = "Approve (distinct approvers, never one's own request)",
+         .handler = h});
+  t.Add({.method = "POST",
+         .path = "/v1/approvals/{id}/deny",
+         .roles = {Role::kApprover},
+         .json_body = true,
+         .summary = "Deny an approval request",
+         .handler = h});
+  t.Add({.method = "POST",
+         .path = "/v1/approvals/{id}/token",
+         .roles = {Role::kAgent},
          .summary = "CIBA-style poll: the token once approved, else authorization_pending, "
                     "slow_down, expired_token, access_denied",
          .handler = h});
@@ -130,7 +180,8 @@ std::optional<HttpResponse> PolicyPlane::Handle(const Caller& c, const HttpReque
   if (p.rfind("/v1/policy-keys/", 0) == 0) {
     std::string rest = p.substr(16);
     const std::string suffix = "/revoke";
-    if (rest.size() > suffix.size() && rest.compare(rest.size() - suffix.size(), suffix.size(), suffix) == 0) {
+    if (rest.size() > suffix.size() &&
+        rest.compare(rest.size() - suffix.size(), suffix.size(), suffix) == 0) {
       if (m != "POST") return method_not_allowed();
       return RevokeKey(c, rest.substr(0, rest.size() - suffix.size()));
     }
@@ -148,11 +199,13 @@ std::optional<HttpResponse> PolicyPlane::Handle(const Caller& c, const HttpReque
   if (p.rfind("/v1/policies/", 0) == 0) {
     std::string rest = p.substr(13);
     const std::string suffix = "/history";
-    if (rest.size() > suffix.size() && rest.compare(rest.size() - suffix.size(), suffix.size(), suffix) == 0) {
+    if (rest.size() > suffix.size() &&
+        rest.compare(rest.size() - suffix.size(), suffix.size(), suffix) == 0) {
       if (m != "GET") return method_not_allowed();
       return PolicyHistory(c, rest.substr(0, rest.size() - suffix.size()));
     }
-    if (rest.find('/') != std::string::npos) return ProblemResponse(404, "Not found", "no route " + p);
+    if (rest.find('/') != std::string::npos)
+      return ProblemResponse(404, "Not found", "no route " + p);
     if (m != "GET") return method_not_allowed();
     return GetPolicy(c, rest, req);
   }
@@ -196,10 +249,16 @@ HttpResponse PolicyPlane::AddKey(const Caller& c, const json& body) {
     return Problem(Status::InvalidArgument("missing field 'public_key' (PASERK k4.public)"));
   auto pk = policy::ParsePublicKey(body["public_key"]);
   if (!pk.ok()) return Problem(Status::InvalidArgument("public_key: " + pk.status().message()));
-  std::string name = body.contains("name") && body["name"].is_string() ? body["name"].get<std::string>() : "";
+  std::string name =
+      body.contains("name") && body["name"].is_string() ? body["name"].get<std::string>() : "";
   if (name.size() > 128) return Problem(Status::InvalidArgument("name: at most 128 characters"));
-  store::PolicyKeyRecord rec{c.tenant, policy::PublicKeyId(*pk), body["public_key"], name,
-                             c.spiffe_id, FormatRfc3339(d_.clock()), ""};
+  store::PolicyKeyRecord rec{c.tenant,
+                             policy::PublicKeyId(*pk),
+                             body["public_key"],
+                             name,
+                             c.spiffe_id,
+                             FormatRfc3339(d_.clock()),
+                             ""};
   if (Status st = d_.keys->AddPolicyKey(rec); !st.ok()) return Problem(st);
   auto a = d_.audit->Append({{"type", "policy_key.registered"},
                              {"tenant", c.tenant},
@@ -278,9 +337,13 @@ HttpResponse PolicyPlane::ApplyPolicy(const Caller& c, const json& body) {
     }
   }
   // 3. Strictly newer than every stored version (the store checks atomically).
-  store::PolicyRecord rec{c.tenant,    pol->policy_id,      pol->version,
-                          sp->canonical, FormatRfc3339(d_.clock()),
-                          body["signatures"].dump(), c.spiffe_id};
+  store::PolicyRecord rec{c.tenant,
+                          pol->policy_id,
+                          pol->version,
+                          sp->canonical,
+                          FormatRfc3339(d_.clock()),
+                          body["signatures"].dump(),
+                          c.spiffe_id};
   if (Status st = d_.store->PutPolicy(rec); !st.ok()) return Problem(st);
   const std::string hash = "sha256:" + crypto::Sha256Hex(sp->canonical);
   auto a = d_.audit->Append({{"type", "policy.applied"},
@@ -309,7 +372,8 @@ HttpResponse PolicyPlane::ListPolicies(const Caller& c) {
   return JsonResponse(200, {{"policies", out}});
 }
 
-HttpResponse PolicyPlane::GetPolicy(const Caller& c, const std::string& id, const HttpRequest& req) {
+HttpResponse PolicyPlane::GetPolicy(const Caller& c, const std::string& id,
+                                    const HttpRequest& req) {
   if (!HasAny(c, {Role::kPolicyAdmin, Role::kAuditor, Role::kApprover}))
     return Problem(Status::PermissionDenied("policy-admin, approver or auditor role required"));
   StatusOr<store::PolicyRecord> rec = Status::NotFound("policy " + id + " not found");
@@ -328,8 +392,8 @@ HttpResponse PolicyPlane::GetPolicy(const Caller& c, const std::string& id, cons
   if (!rec.ok()) return Problem(rec.status());
   json out = VersionJson(*rec);
   out["signed"] = {{"policy", json::parse(rec->document, nullptr, false)},
-                   {"signatures", json::parse(rec->signatures.empty() ? "[]" : rec->signatures,
-                                              nullptr, false)}};
+                   {"signatures",
+                    json::parse(rec->signatures.empty() ? "[]" : rec->signatures, nullptr, false)}};
   return JsonResponse(200, out);
 }
 
@@ -364,10 +428,12 @@ HttpResponse PolicyPlane::Simulate(const Caller& c, const json& body) {
   std::vector<policy::Policy> policies = **current;
   if (body.contains("policy")) {
     json doc = body["policy"];
-    if (doc.is_object() && doc.contains("policy") && doc.contains("signatures")) doc = doc["policy"];
+    if (doc.is_object() && doc.contains("policy") && doc.contains("signatures"))
+      doc = doc["policy"];
     auto cand = policy::ParsePolicy(doc);
     if (!cand.ok()) return Problem(cand.status());
-    std::erase_if(policies, [&](const policy::Policy& p) { return p.policy_id == cand->policy_id; });
+    std::erase_if(policies,
+                  [&](const policy::Policy& p) { return p.policy_id == cand->policy_id; });
     policies.push_back(std::move(*cand));
     std::sort(policies.begin(), policies.end(),
               [](const auto& a, const auto& b) { return a.policy_id < b.policy_id; });
@@ -381,27 +447,33 @@ HttpResponse PolicyPlane::Simulate(const Caller& c, const json& body) {
   dreq.user = body.value("user", "");
   dreq.identity_proof = body.value("identity_proof", "");
   policy::FullDecision d = policy::Decide(policies, dreq, Env(c.tenant, /*dry_run=*/true));
-  json out = {{"decision", policy::OutcomeName(d.outcome)},
-              {"rule", d.rule},
-              {"reason", d.reason},
-              {"explain", d.explain},
-              {"params_hash", params.is_object() ? json(policy::ParamsHash(params)) : json(nullptr)}};
+  json out = {
+      {"decision", policy::OutcomeName(d.outcome)},
+      {"rule", d.rule},
+      {"reason", d.reason},
+      {"explain", d.explain},
+      {"params_hash", params.is_object() ? json(policy::ParamsHash(params)) : json(nullptr)}};
   if (d.policy != nullptr)
     out["policy"] = {{"id", d.policy->policy_id}, {"version", d.policy->version}};
-  if (d.outcome == policy::Outcome::kApprovalRequired) out["approvers_required"] = d.approvers_required;
+  if (d.outcome == policy::Outcome::kApprovalRequired)
+    out["approvers_required"] = d.approvers_required;
   return JsonResponse(200, out);
 }
 
 StatusOr<std::shared_ptr<const std::vector<policy::Policy>>> PolicyPlane::CurrentPolicies(
     const std::string& tenant) {
+  // Every request checks that the parsed copy is current (a new version applied on any
+  // node takes effect at once), reading only the versions; documents are read and parsed
+  // only when a version changed.
+  {
+    TOANI_ASSIGN_OR_RETURN(auto current, d_.store->LatestPolicyVersions(tenant));
+    std::lock_guard<std::mutex> l(cache_mu_);
+    auto it = cache_.find(tenant);
+    if (it != cache_.end() && it->second.versions == current) return it->second.policies;
+  }
   TOANI_ASSIGN_OR_RETURN(auto recs, d_.store->LatestPolicies(tenant));
   std::vector<std::pair<std::string, int64_t>> versions;
   for (const auto& r : recs) versions.emplace_back(r.policy_id, r.version);
-  {
-    std::lock_guard<std::mutex> l(cache_mu_);
-    auto it = cache_.find(tenant);
-    if (it != cache_.end() && it->second.versions == versions) return it->second.policies;
-  }
   auto parsed = std::make_shared<std::vector<policy::Policy>>();
   for (const auto& r : recs) {
     // A version stored before policies were signed allows nothing: re-apply it signed.

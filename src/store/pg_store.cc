@@ -276,6 +276,18 @@ class PgStoreImpl final : public Store {
     return out;
   }
 
+  StatusOr<std::vector<std::pair<std::string, int64_t>>> LatestPolicyVersions(
+      const std::string& tenant) override {
+    TOANI_ASSIGN_OR_RETURN(auto c, pool_->Acquire());
+    TOANI_ASSIGN_OR_RETURN(PgResult r, c->Exec("SELECT policy_id, MAX(version) FROM policies "
+                                               "WHERE tenant=$1 GROUP BY policy_id ORDER BY "
+                                               "policy_id",
+                                               {PgParam::Text(tenant)}));
+    std::vector<std::pair<std::string, int64_t>> out;
+    for (int i = 0; i < r.rows(); ++i) out.emplace_back(r.Text(i, 0), r.Int(i, 1));
+    return out;
+  }
+
   StatusOr<PolicyRecord> GetPolicy(const std::string& tenant, const std::string& id,
                                    int64_t version) override {
     TOANI_ASSIGN_OR_RETURN(auto c, pool_->Acquire());

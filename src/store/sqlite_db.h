@@ -6,6 +6,8 @@
 
 #include <mutex>
 #include <string>
+#include <unordered_map>
+#include <vector>
 
 #include "common/status.h"
 
@@ -17,6 +19,9 @@ class Db {
   Db(const Db&) = delete;
   Db& operator=(const Db&) = delete;
   ~Db() {
+    for (auto& [sql, free] : cache_) {
+      for (sqlite3_stmt* s : free) sqlite3_finalize(s);
+    }
     if (db_ != nullptr) sqlite3_close_v2(db_);
   }
   // Opens (creating) `path` in WAL mode with synchronous=FULL and runs `schema`.
@@ -43,18 +48,60 @@ class Db {
   sqlite3* get() { return db_; }
   std::mutex mu;  // one statement sequence at a time on this connection
 
+  // Prepared statements are kept for reuse, by SQL text: parsing and planning a
+  // statement costs more than running most of ours (docs/performance.md). A statement
+  // is held by one Stmt at a time; it is reset and its bindings cleared when handed back.
+  sqlite3_stmt* TakeStatement(const char* sql) {
+    {
+      std::lock_guard<std::mutex> l(cache_mu_);
+      auto it = cache_.find(sql);
+      if (it != cache_.end() && !it->second.empty()) {
+        sqlite3_stmt* s = it->second.back();
+        it->second.pop_back();
+        return s;
+      }
+    }
+    sqlite3_stmt* s = nullptr;
+    if (sqlite3_prepare_v3(db_, sql, -1, SQLITE_PREPARE_PERSISTENT, &s, nullptr) != SQLITE_OK) {
+      sqlite3_finalize(s);
+      return nullptr;
+    }
+    return s;
+  }
+  void ReturnStatement(const char* sql, sqlite3_stmt* s) {
+    if (s == nullptr) return;
+    sqlite3_reset(s);
+    sqlite3_clear_bindings(s);
+    {
+      std::lock_guard<std::mutex> l(cache_mu_);
+      if (cache_.size() < kMaxCachedSql) {
+        auto& free = cache_[sql];
+        if (free.size() < kMaxPerSql) {
+          free.push_back(s);
+          return;
+        }
+      }
+    }
+    sqlite3_finalize(s);
+  }
+
  private:
+  static constexpr size_t kMaxCachedSql = 256;
+  static constexpr size_t kMaxPerSql = 4;
   sqlite3* db_ = nullptr;
+  std::mutex cache_mu_;
+  std::unordered_map<std::string, std::vector<sqlite3_stmt*>> cache_;
 };
 
+// One statement on a Db, taken from its cache of prepared statements and handed back
+// (reset) when this goes out of scope.
 class Stmt {
  public:
-  Stmt(sqlite3* db, const char* sql) : db_(db) {
-    if (sqlite3_prepare_v2(db, sql, -1, &s_, nullptr) != SQLITE_OK) s_ = nullptr;
-  }
+  Stmt(Db* db, const char* sql)
+      : owner_(db), db_(db->get()), sql_(sql), s_(db->TakeStatement(sql)) {}
   Stmt(const Stmt&) = delete;
   Stmt& operator=(const Stmt&) = delete;
-  ~Stmt() { sqlite3_finalize(s_); }
+  ~Stmt() { owner_->ReturnStatement(sql_.c_str(), s_); }
   Status Ready() const {
     return s_ ? Status::Ok()
               : Status::Internal(std::string("sqlite: prepare failed: ") + sqlite3_errmsg(db_));
@@ -91,7 +138,9 @@ class Stmt {
   std::string Error() const { return sqlite3_errmsg(db_); }
 
  private:
+  Db* owner_;
   sqlite3* db_;
+  std::string sql_;
   sqlite3_stmt* s_ = nullptr;
 };
 
@@ -117,8 +166,7 @@ class Tx {
 // Adds a column to an existing table when an older database lacks it.
 inline Status AddColumnIfMissing(Db* db, const std::string& table, const std::string& column,
                                  const std::string& decl) {
-  Stmt q(db->get(),
-         ("SELECT COUNT(*) FROM pragma_table_info('" + table + "') WHERE name=?").c_str());
+  Stmt q(db, ("SELECT COUNT(*) FROM pragma_table_info('" + table + "') WHERE name=?").c_str());
   TOANI_RETURN_IF_ERROR(q.Ready());
   q.Bind(1, column);
   if (q.Step() != SQLITE_ROW) return Status::Unavailable("sqlite: " + q.Error());

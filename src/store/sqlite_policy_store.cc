@@ -60,7 +60,7 @@ class SqlitePolicyKeyStore final : public PolicyKeyStore {
 
   Status AddPolicyKey(const PolicyKeyRecord& r) override {
     std::lock_guard<std::mutex> l(db_->mu);
-    Stmt s(db_->get(),
+    Stmt s(db_.get(),
            "INSERT INTO policy_keys(tenant,key_id,public_key,name,added_by,added_at,revoked_at) "
            "VALUES(?,?,?,?,?,?,'')");
     TOANI_RETURN_IF_ERROR(s.Ready());
@@ -75,7 +75,7 @@ class SqlitePolicyKeyStore final : public PolicyKeyStore {
 
   StatusOr<std::vector<PolicyKeyRecord>> ListPolicyKeys(const std::string& tenant) override {
     std::lock_guard<std::mutex> l(db_->mu);
-    Stmt s(db_->get(),
+    Stmt s(db_.get(),
            "SELECT tenant,key_id,public_key,name,added_by,added_at,revoked_at FROM policy_keys "
            "WHERE tenant=? ORDER BY added_at, key_id");
     TOANI_RETURN_IF_ERROR(s.Ready());
@@ -90,7 +90,7 @@ class SqlitePolicyKeyStore final : public PolicyKeyStore {
   StatusOr<PolicyKeyRecord> GetPolicyKey(const std::string& tenant,
                                          const std::string& key_id) override {
     std::lock_guard<std::mutex> l(db_->mu);
-    Stmt s(db_->get(),
+    Stmt s(db_.get(),
            "SELECT tenant,key_id,public_key,name,added_by,added_at,revoked_at FROM policy_keys "
            "WHERE tenant=? AND key_id=?");
     TOANI_RETURN_IF_ERROR(s.Ready());
@@ -104,13 +104,13 @@ class SqlitePolicyKeyStore final : public PolicyKeyStore {
   Status RevokePolicyKey(const std::string& tenant, const std::string& key_id,
                          const std::string& revoked_at) override {
     std::lock_guard<std::mutex> l(db_->mu);
-    Stmt s(db_->get(),
+    Stmt s(db_.get(),
            "UPDATE policy_keys SET revoked_at=? WHERE tenant=? AND key_id=? AND revoked_at=''");
     TOANI_RETURN_IF_ERROR(s.Ready());
     s.Bind(1, revoked_at).Bind(2, tenant).Bind(3, key_id);
     if (s.Step() != SQLITE_DONE) return Unavailable(s);
     if (sqlite3_changes(db_->get()) == 1) return Status::Ok();
-    Stmt q(db_->get(), "SELECT 1 FROM policy_keys WHERE tenant=? AND key_id=?");
+    Stmt q(db_.get(), "SELECT 1 FROM policy_keys WHERE tenant=? AND key_id=?");
     TOANI_RETURN_IF_ERROR(q.Ready());
     q.Bind(1, tenant).Bind(2, key_id);
     if (q.Step() == SQLITE_ROW)
@@ -131,7 +131,7 @@ class SqliteApprovalStore final : public ApprovalStore {
 
   Status CreateApproval(const ApprovalRecord& r) override {
     std::lock_guard<std::mutex> l(db_->mu);
-    Stmt s(db_->get(),
+    Stmt s(db_.get(),
            "INSERT INTO approvals(tenant,id,agent,requester,user_name,action,params_hash,params,"
            "policy_id,policy_version,risk_tier,approvers_required,status,created_at,expires_at,"
            "poll_interval,last_polled_at,proof,decided_at,decisions) "
@@ -161,7 +161,7 @@ class SqliteApprovalStore final : public ApprovalStore {
     const std::string sql = std::string("SELECT ") + kApprovalCols +
                             " FROM approvals WHERE tenant=? AND (?='' OR status=?) "
                             "ORDER BY created_at DESC, id DESC LIMIT ?";
-    Stmt s(db_->get(), sql.c_str());
+    Stmt s(db_.get(), sql.c_str());
     TOANI_RETURN_IF_ERROR(s.Ready());
     s.Bind(1, tenant).Bind(2, status).Bind(3, status).Bind(4, static_cast<int64_t>(limit));
     std::vector<ApprovalRecord> out;
@@ -192,7 +192,7 @@ class SqliteApprovalStore final : public ApprovalStore {
       decided_unix = now;
       TOANI_ASSIGN_OR_RETURN(r.proof, finalize(r));
     }
-    Stmt u(db_->get(),
+    Stmt u(db_.get(),
            "UPDATE approvals SET status=?, decisions=?, proof=?, decided_at=?, decided_at_unix=? "
            "WHERE tenant=? AND id=? AND status='pending'");
     TOANI_RETURN_IF_ERROR(u.Ready());
@@ -219,7 +219,7 @@ class SqliteApprovalStore final : public ApprovalStore {
       r.poll_interval = std::min<int64_t>(r.poll_interval + 5, 60);
     }
     r.last_polled_at = now;
-    Stmt u(db_->get(),
+    Stmt u(db_.get(),
            "UPDATE approvals SET last_polled_at=?, poll_interval=? WHERE tenant=? AND id=?");
     TOANI_RETURN_IF_ERROR(u.Ready());
     u.Bind(1, now).Bind(2, r.poll_interval).Bind(3, tenant).Bind(4, id);
@@ -231,7 +231,7 @@ class SqliteApprovalStore final : public ApprovalStore {
 
   Status Redeem(const std::string& tenant, const std::string& id) override {
     std::lock_guard<std::mutex> l(db_->mu);
-    Stmt u(db_->get(),
+    Stmt u(db_.get(),
            "UPDATE approvals SET status='redeemed' WHERE tenant=? AND id=? AND status='approved'");
     TOANI_RETURN_IF_ERROR(u.Ready());
     u.Bind(1, tenant).Bind(2, id);
@@ -250,7 +250,7 @@ class SqliteApprovalStore final : public ApprovalStore {
                             " FROM approvals WHERE tenant=? AND agent=? AND action=? AND "
                             "params_hash=? AND status='denied' AND decided_at_unix>=? "
                             "ORDER BY decided_at_unix DESC LIMIT 1";
-    Stmt s(db_->get(), sql.c_str());
+    Stmt s(db_.get(), sql.c_str());
     TOANI_RETURN_IF_ERROR(s.Ready());
     s.Bind(1, tenant).Bind(2, agent).Bind(3, action).Bind(4, params_hash).Bind(5, since);
     int rc = s.Step();
@@ -263,7 +263,7 @@ class SqliteApprovalStore final : public ApprovalStore {
   StatusOr<ApprovalRecord> GetLocked(const std::string& tenant, const std::string& id) {
     const std::string sql =
         std::string("SELECT ") + kApprovalCols + " FROM approvals WHERE tenant=? AND id=?";
-    Stmt s(db_->get(), sql.c_str());
+    Stmt s(db_.get(), sql.c_str());
     TOANI_RETURN_IF_ERROR(s.Ready());
     s.Bind(1, tenant).Bind(2, id);
     int rc = s.Step();
@@ -272,7 +272,7 @@ class SqliteApprovalStore final : public ApprovalStore {
     return Row(s);
   }
   Status SetStatus(const std::string& tenant, const std::string& id, const char* status) {
-    Stmt u(db_->get(), "UPDATE approvals SET status=? WHERE tenant=? AND id=?");
+    Stmt u(db_.get(), "UPDATE approvals SET status=? WHERE tenant=? AND id=?");
     TOANI_RETURN_IF_ERROR(u.Ready());
     u.Bind(1, std::string(status)).Bind(2, tenant).Bind(3, id);
     if (u.Step() != SQLITE_DONE) return Unavailable(u);
@@ -315,7 +315,7 @@ class SqliteLimitCounter final : public LimitCounter {
     Tx tx(db_.get());
     TOANI_RETURN_IF_ERROR(tx.status());
     if (++writes_ % 1024 == 0) {  // old windows go now and then
-      Stmt gc(db_->get(), "DELETE FROM limit_counters WHERE expires_at < ?");
+      Stmt gc(db_.get(), "DELETE FROM limit_counters WHERE expires_at < ?");
       TOANI_RETURN_IF_ERROR(gc.Ready());
       gc.Bind(1, window_start - 86400);
       if (gc.Step() != SQLITE_DONE) return Unavailable(gc);
@@ -324,7 +324,7 @@ class SqliteLimitCounter final : public LimitCounter {
     LimitResult r;
     r.total = cur;
     if (cur + amount > limit) return r;
-    Stmt u(db_->get(),
+    Stmt u(db_.get(),
            "INSERT INTO limit_counters(key,window_start,expires_at,total) VALUES(?,?,?,?) "
            "ON CONFLICT(key,window_start) DO UPDATE SET total=total+excluded.total");
     TOANI_RETURN_IF_ERROR(u.Ready());
@@ -343,7 +343,7 @@ class SqliteLimitCounter final : public LimitCounter {
 
  private:
   StatusOr<double> CurrentLocked(const std::string& key, int64_t window_start) {
-    Stmt s(db_->get(), "SELECT total FROM limit_counters WHERE key=? AND window_start=?");
+    Stmt s(db_.get(), "SELECT total FROM limit_counters WHERE key=? AND window_start=?");
     TOANI_RETURN_IF_ERROR(s.Ready());
     s.Bind(1, key).Bind(2, window_start);
     int rc = s.Step();
@@ -368,7 +368,7 @@ class SqliteWebhookOutbox final : public WebhookOutbox {
 
   Status Put(const WebhookOutboxRow& r) override {
     std::lock_guard<std::mutex> l(db_->mu);
-    Stmt s(db_->get(),
+    Stmt s(db_.get(),
            "INSERT OR IGNORE INTO approval_webhook_outbox(tenant,approval_id,msg_id,body,attempts,"
            "next_attempt_at,expires_at,last_error) VALUES(?,?,?,?,?,?,?,?)");
     TOANI_RETURN_IF_ERROR(s.Ready());
@@ -389,7 +389,7 @@ class SqliteWebhookOutbox final : public WebhookOutbox {
 
   StatusOr<int64_t> NextDue() override {
     std::lock_guard<std::mutex> l(db_->mu);
-    Stmt s(db_->get(), "SELECT MIN(next_attempt_at), COUNT(*) FROM approval_webhook_outbox");
+    Stmt s(db_.get(), "SELECT MIN(next_attempt_at), COUNT(*) FROM approval_webhook_outbox");
     TOANI_RETURN_IF_ERROR(s.Ready());
     if (s.Step() != SQLITE_ROW) return Unavailable(s);
     if (s.Int(1) == 0) return Status::NotFound("outbox empty");
@@ -399,7 +399,7 @@ class SqliteWebhookOutbox final : public WebhookOutbox {
   Status Reschedule(const std::string& tenant, const std::string& approval_id, int64_t attempts,
                     int64_t next_attempt_at, const std::string& last_error) override {
     std::lock_guard<std::mutex> l(db_->mu);
-    Stmt s(db_->get(),
+    Stmt s(db_.get(),
            "UPDATE approval_webhook_outbox SET attempts=?, next_attempt_at=?, last_error=? "
            "WHERE tenant=? AND approval_id=?");
     TOANI_RETURN_IF_ERROR(s.Ready());
@@ -414,7 +414,7 @@ class SqliteWebhookOutbox final : public WebhookOutbox {
 
   Status Remove(const std::string& tenant, const std::string& approval_id) override {
     std::lock_guard<std::mutex> l(db_->mu);
-    Stmt s(db_->get(), "DELETE FROM approval_webhook_outbox WHERE tenant=? AND approval_id=?");
+    Stmt s(db_.get(), "DELETE FROM approval_webhook_outbox WHERE tenant=? AND approval_id=?");
     TOANI_RETURN_IF_ERROR(s.Ready());
     s.Bind(1, tenant).Bind(2, approval_id);
     if (s.Step() != SQLITE_DONE) return Unavailable(s);
@@ -428,7 +428,7 @@ class SqliteWebhookOutbox final : public WebhookOutbox {
         "SELECT tenant,approval_id,msg_id,body,attempts,next_attempt_at,expires_at,last_error "
         "FROM approval_webhook_outbox " +
         where;
-    Stmt s(db_->get(), sql.c_str());
+    Stmt s(db_.get(), sql.c_str());
     TOANI_RETURN_IF_ERROR(s.Ready());
     s.Bind(1, a).Bind(2, b);
     std::vector<WebhookOutboxRow> out;

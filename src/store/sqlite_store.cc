@@ -61,7 +61,7 @@ class SqliteStore final : public Store {
 
   Status AddCredential(const CredentialRecord& r) override {
     std::lock_guard<std::mutex> l(db_->mu);
-    Stmt s(db_->get(),
+    Stmt s(db_.get(),
            "INSERT INTO credentials(tenant,id,name,type,version,blob,fingerprint,created_at,"
            "sensitivity) VALUES(?,?,?,?,?,?,?,?,?)");
     TOANI_RETURN_IF_ERROR(s.Ready());
@@ -82,7 +82,7 @@ class SqliteStore final : public Store {
   StatusOr<CredentialRecord> GetCredential(const std::string& tenant,
                                            const std::string& id) override {
     std::lock_guard<std::mutex> l(db_->mu);
-    Stmt s(db_->get(),
+    Stmt s(db_.get(),
            "SELECT tenant,id,name,type,version,blob,fingerprint,created_at,sensitivity FROM "
            "credentials WHERE "
            "tenant=? AND id=?");
@@ -96,7 +96,7 @@ class SqliteStore final : public Store {
 
   StatusOr<std::vector<CredentialRecord>> ListCredentials(const std::string& tenant) override {
     std::lock_guard<std::mutex> l(db_->mu);
-    Stmt s(db_->get(),
+    Stmt s(db_.get(),
            "SELECT tenant,id,name,type,version,blob,fingerprint,created_at,sensitivity FROM "
            "credentials WHERE "
            "tenant=? ORDER BY id");
@@ -111,7 +111,7 @@ class SqliteStore final : public Store {
 
   Status ReplaceCredentialVersion(const CredentialRecord& r, int64_t expected_version) override {
     std::lock_guard<std::mutex> l(db_->mu);
-    Stmt s(db_->get(),
+    Stmt s(db_.get(),
            "UPDATE credentials SET version=?, blob=?, fingerprint=? "
            "WHERE tenant=? AND id=? AND version=?");
     TOANI_RETURN_IF_ERROR(s.Ready());
@@ -127,7 +127,7 @@ class SqliteStore final : public Store {
 
   StatusOr<int64_t> CountCredentials() override {
     std::lock_guard<std::mutex> l(db_->mu);
-    Stmt s(db_->get(), "SELECT COUNT(*) FROM credentials");
+    Stmt s(db_.get(), "SELECT COUNT(*) FROM credentials");
     TOANI_RETURN_IF_ERROR(s.Ready());
     if (s.Step() != SQLITE_ROW) return Status::Unavailable("sqlite: " + s.Error());
     return s.Int(0);
@@ -143,7 +143,7 @@ class SqliteStore final : public Store {
 
   StatusOr<std::vector<PolicyRecord>> LatestPolicies(const std::string& tenant) override {
     std::lock_guard<std::mutex> l(db_->mu);
-    Stmt s(db_->get(),
+    Stmt s(db_.get(),
            "SELECT tenant,policy_id,version,document,applied_at,signatures,applied_by FROM "
            "policies p WHERE tenant=? AND "
            "version="
@@ -158,10 +158,25 @@ class SqliteStore final : public Store {
     return out;
   }
 
+  StatusOr<std::vector<std::pair<std::string, int64_t>>> LatestPolicyVersions(
+      const std::string& tenant) override {
+    std::lock_guard<std::mutex> l(db_->mu);
+    Stmt s(db_.get(),
+           "SELECT policy_id, MAX(version) FROM policies WHERE tenant=? GROUP BY policy_id "
+           "ORDER BY policy_id");
+    TOANI_RETURN_IF_ERROR(s.Ready());
+    s.Bind(1, tenant);
+    std::vector<std::pair<std::string, int64_t>> out;
+    int rc;
+    while ((rc = s.Step()) == SQLITE_ROW) out.emplace_back(s.Text(0), s.Int(1));
+    if (rc != SQLITE_DONE) return Status::Unavailable("sqlite: " + s.Error());
+    return out;
+  }
+
   StatusOr<PolicyRecord> GetPolicy(const std::string& tenant, const std::string& id,
                                    int64_t version) override {
     std::lock_guard<std::mutex> l(db_->mu);
-    Stmt s(db_->get(),
+    Stmt s(db_.get(),
            "SELECT tenant,policy_id,version,document,applied_at,signatures,applied_by FROM "
            "policies WHERE tenant=? AND "
            "policy_id=? AND version=?");
@@ -178,7 +193,7 @@ class SqliteStore final : public Store {
                                                     const std::string& id) override {
     std::lock_guard<std::mutex> l(db_->mu);
     Stmt s(
-        db_->get(),
+        db_.get(),
         "SELECT tenant,policy_id,version,document,applied_at,signatures,applied_by FROM policies "
         "WHERE tenant=? AND policy_id=? ORDER BY version");
     TOANI_RETURN_IF_ERROR(s.Ready());
@@ -193,7 +208,7 @@ class SqliteStore final : public Store {
 
   Status AppendAudit(const AuditRow& row) override {
     std::lock_guard<std::mutex> l(db_->mu);
-    Stmt s(db_->get(), "INSERT INTO audit_log(idx, entry, leaf_hash) VALUES(?,?,?)");
+    Stmt s(db_.get(), "INSERT INTO audit_log(idx, entry, leaf_hash) VALUES(?,?,?)");
     TOANI_RETURN_IF_ERROR(s.Ready());
     s.Bind(1, static_cast<int64_t>(row.index))
         .Bind(2, row.entry)
@@ -207,7 +222,7 @@ class SqliteStore final : public Store {
 
   StatusOr<std::vector<AuditRow>> ReadAudit(uint64_t from, uint64_t to) override {
     std::lock_guard<std::mutex> l(db_->mu);
-    Stmt s(db_->get(),
+    Stmt s(db_.get(),
            "SELECT idx, entry, leaf_hash FROM audit_log WHERE idx >= ? AND idx < ? ORDER BY idx");
     TOANI_RETURN_IF_ERROR(s.Ready());
     s.Bind(1, static_cast<int64_t>(from)).Bind(2, static_cast<int64_t>(to));
@@ -230,7 +245,7 @@ class SqliteStore final : public Store {
 
   StatusOr<uint64_t> AuditSize() override {
     std::lock_guard<std::mutex> l(db_->mu);
-    Stmt s(db_->get(), "SELECT COUNT(*) FROM audit_log");
+    Stmt s(db_.get(), "SELECT COUNT(*) FROM audit_log");
     TOANI_RETURN_IF_ERROR(s.Ready());
     if (s.Step() != SQLITE_ROW) return Status::Unavailable("sqlite: " + s.Error());
     return static_cast<uint64_t>(s.Int(0));
@@ -246,7 +261,7 @@ class SqliteStore final : public Store {
   }
 
   Status PutPolicyLocked(const PolicyRecord& r) {
-    Stmt q(db_->get(),
+    Stmt q(db_.get(),
            "SELECT COALESCE(MAX(version), 0) FROM policies WHERE tenant=? AND policy_id=?");
     TOANI_RETURN_IF_ERROR(q.Ready());
     q.Bind(1, r.tenant).Bind(2, r.policy_id);
@@ -257,7 +272,7 @@ class SqliteStore final : public Store {
           "policy " + r.policy_id + " version " + std::to_string(r.version) +
           " is not newer than stored version " + std::to_string(current));
     }
-    Stmt s(db_->get(),
+    Stmt s(db_.get(),
            "INSERT INTO policies(tenant,policy_id,version,document,applied_at,signatures,"
            "applied_by) VALUES(?,?,?,?,?,?,?)");
     TOANI_RETURN_IF_ERROR(s.Ready());
@@ -284,13 +299,13 @@ class SqliteReplayStore final : public ReplayStore {
     std::lock_guard<std::mutex> l(db_->mu);
     // Expired rows can go: a token past exp is refused by verification anyway.
     {
-      Stmt gc(db_->get(), "DELETE FROM consumed_tokens WHERE expires_at < ?");
+      Stmt gc(db_.get(), "DELETE FROM consumed_tokens WHERE expires_at < ?");
       if (gc.Ready().ok()) {
         gc.Bind(1, UnixSeconds(clock_()) - 60);
         gc.Step();
       }
     }
-    Stmt s(db_->get(), "INSERT INTO consumed_tokens(jti, expires_at) VALUES(?, ?)");
+    Stmt s(db_.get(), "INSERT INTO consumed_tokens(jti, expires_at) VALUES(?, ?)");
     TOANI_RETURN_IF_ERROR(s.Ready());
     s.Bind(1, jti).Bind(2, UnixSeconds(expires_at));
     int rc = s.Step();
@@ -318,7 +333,7 @@ class SqliteExecutionStore final : public ExecutionStore {
 
   Status PutPending(const PendingExecution& e) override {
     std::lock_guard<std::mutex> l(db_->mu);
-    Stmt s(db_->get(),
+    Stmt s(db_.get(),
            "INSERT INTO pending_executions(execution_id,tenant,agent,action,policy_id,"
            "policy_version,params_hash,jti,secret_credential_id,started_at,expires_at,status,"
            "result,receipt) VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?)");
@@ -335,7 +350,7 @@ class SqliteExecutionStore final : public ExecutionStore {
 
   StatusOr<PendingExecution> GetExecution(const std::string& id) override {
     std::lock_guard<std::mutex> l(db_->mu);
-    Stmt s(db_->get(),
+    Stmt s(db_.get(),
            "SELECT execution_id,tenant,agent,action,policy_id,policy_version,params_hash,jti,"
            "secret_credential_id,started_at,expires_at,status,result,receipt "
            "FROM pending_executions WHERE execution_id=?");
@@ -365,7 +380,7 @@ class SqliteExecutionStore final : public ExecutionStore {
   Status FinishExecution(const std::string& id, const std::string& status,
                          const std::string& result, const std::string& receipt) override {
     std::lock_guard<std::mutex> l(db_->mu);
-    Stmt s(db_->get(),
+    Stmt s(db_.get(),
            "UPDATE pending_executions SET status=?, result=?, receipt=? "
            "WHERE execution_id=? AND status='pending'");
     TOANI_RETURN_IF_ERROR(s.Ready());
@@ -382,12 +397,12 @@ class SqliteExecutionStore final : public ExecutionStore {
     std::lock_guard<std::mutex> l(db_->mu);
     const int64_t exp = UnixSeconds(expires_at);
     {
-      Stmt del(db_->get(), "DELETE FROM webhook_ids WHERE expires_at < ?");
+      Stmt del(db_.get(), "DELETE FROM webhook_ids WHERE expires_at < ?");
       TOANI_RETURN_IF_ERROR(del.Ready());
       del.Bind(1, UnixSeconds(std::chrono::system_clock::now()) - 86400);
       (void)del.Step();
     }
-    Stmt s(db_->get(), "INSERT INTO webhook_ids(execution_id,webhook_id,expires_at) VALUES(?,?,?)");
+    Stmt s(db_.get(), "INSERT INTO webhook_ids(execution_id,webhook_id,expires_at) VALUES(?,?,?)");
     TOANI_RETURN_IF_ERROR(s.Ready());
     s.Bind(1, id).Bind(2, webhook_id).Bind(3, exp);
     const int rc = s.Step();

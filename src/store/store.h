@@ -9,6 +9,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "common/status.h"
@@ -31,7 +32,8 @@ struct PolicyRecord {
   int64_t version = 0;
   std::string document;  // the policy JSON as applied (RFC 8785 canonical when signed)
   std::string applied_at;
-  std::string signatures{};  // JSON array of {"keyid","sig"} (docs/formats.md §9); "" = unsigned (legacy)
+  std::string
+      signatures{};  // JSON array of {"keyid","sig"} (docs/formats.md §9); "" = unsigned (legacy)
   std::string applied_by{};  // SPIFFE id of the policy admin who applied it
 };
 
@@ -55,9 +57,9 @@ struct ApprovalDecisionRecord {
 
 struct ApprovalRecord {
   std::string tenant, id;
-  std::string agent;         // agent name
-  std::string requester;     // agent SPIFFE id
-  std::string user;          // the human the agent acts for ("-" if none)
+  std::string agent;                        // agent name
+  std::string requester;                    // agent SPIFFE id
+  std::string user;                         // the human the agent acts for ("-" if none)
   std::string action, params_hash, params;  // params: the JSON approvers see
   std::string policy_id;
   int64_t policy_version = 0;
@@ -66,10 +68,10 @@ struct ApprovalRecord {
   // "pending" → "approved" | "denied" | "expired"; "approved" → "redeemed" (token issued).
   std::string status = "pending";
   std::string created_at;
-  int64_t expires_at = 0;        // unix seconds
-  int64_t poll_interval = 5;     // seconds; grows by 5 on each slow_down
-  int64_t last_polled_at = 0;    // unix seconds, 0 = never
-  std::string proof;             // "sha256:…" of the signed approval record once decided
+  int64_t expires_at = 0;      // unix seconds
+  int64_t poll_interval = 5;   // seconds; grows by 5 on each slow_down
+  int64_t last_polled_at = 0;  // unix seconds, 0 = never
+  std::string proof;           // "sha256:…" of the signed approval record once decided
   std::string decided_at;
   std::vector<ApprovalDecisionRecord> decisions;
 };
@@ -132,6 +134,15 @@ class Store {
   virtual Status PutPolicy(const PolicyRecord& rec) = 0;
   // The newest version of each policy of the tenant.
   virtual StatusOr<std::vector<PolicyRecord>> LatestPolicies(const std::string& tenant) = 0;
+  // (policy_id, newest version) of each policy of the tenant, ordered by policy_id, without
+  // the documents: lets a caller tell whether its parsed copy is current on every request.
+  virtual StatusOr<std::vector<std::pair<std::string, int64_t>>> LatestPolicyVersions(
+      const std::string& tenant) {
+    TOANI_ASSIGN_OR_RETURN(auto recs, LatestPolicies(tenant));
+    std::vector<std::pair<std::string, int64_t>> out;
+    for (const auto& r : recs) out.emplace_back(r.policy_id, r.version);
+    return out;
+  }
   virtual StatusOr<PolicyRecord> GetPolicy(const std::string& tenant, const std::string& policy_id,
                                            int64_t version) = 0;
   // Every stored version of one policy, oldest first (NotFound if there is none).
@@ -234,11 +245,9 @@ class ApprovalStore {
   virtual Status Redeem(const std::string& tenant, const std::string& id) = 0;
   // The newest "denied" request for the same agent, action and params_hash decided at
   // or after `since` (unix seconds); NotFound if none.
-  virtual StatusOr<ApprovalRecord> RecentDenial(const std::string& tenant,
-                                                const std::string& agent,
+  virtual StatusOr<ApprovalRecord> RecentDenial(const std::string& tenant, const std::string& agent,
                                                 const std::string& action,
-                                                const std::string& params_hash,
-                                                int64_t since) = 0;
+                                                const std::string& params_hash, int64_t since) = 0;
 };
 
 // Durable queue of approval announcements (survives restarts). Rows are removed once
