@@ -174,8 +174,9 @@ StatusOr<std::unique_ptr<PreparedSandbox>> PrepareSandbox(const SandboxPrepConfi
   return ps;
 }
 
-SandboxPool::SandboxPool(size_t size, Factory factory, std::chrono::milliseconds max_idle)
-    : size_(size), factory_(std::move(factory)), max_idle_(max_idle) {
+SandboxPool::SandboxPool(size_t size, Factory factory, std::chrono::milliseconds max_idle,
+                         std::chrono::milliseconds refill_after)
+    : size_(size), factory_(std::move(factory)), max_idle_(max_idle), refill_after_(refill_after) {
   stats_.size = size;
   normal_nice_ = ThreadNice();
   stats_.low_priority = size_ > 0 && normal_nice_ < kLowNice && CanRaiseNiceBack(normal_nice_);
@@ -315,8 +316,8 @@ void SandboxPool::Loop() {
       continue;
     }
     // A taken sandbox is replaced once its execution has answered (Release()), or
-    // kRefillAfter after the take at the latest.
-    if (owed_ > 0 && now - last_take_ >= kRefillAfter) owed_ = 0;
+    // refill_after_ after the take at the latest.
+    if (owed_ > 0 && now - last_take_ >= refill_after_) owed_ = 0;
     if (ready_.size() + owed_ + preparing_ >= size_) {
       auto wait = ready_.empty() ? max_idle_
                                  : std::chrono::duration_cast<std::chrono::milliseconds>(
@@ -324,7 +325,7 @@ void SandboxPool::Loop() {
                                        std::chrono::milliseconds(1);
       if (owed_ > 0) {
         wait = std::min(wait, std::chrono::duration_cast<std::chrono::milliseconds>(
-                                  last_take_ + kRefillAfter - now) +
+                                  last_take_ + refill_after_ - now) +
                                   std::chrono::milliseconds(1));
       }
       cv_.wait_for(lock, wait);

@@ -129,19 +129,20 @@ class SandboxPool {
   using Factory = std::function<StatusOr<std::unique_ptr<PreparedSandbox>>()>;
   // size 0: no thread, Take() always returns nullptr. Sandboxes older than max_idle are
   // replaced (a fresh key and a fresh process for every execution either way).
+  // `refill_after`: the latest a taken sandbox is replaced when no Release() comes.
   SandboxPool(size_t size, Factory factory,
-              std::chrono::milliseconds max_idle = std::chrono::minutes(10));
+              std::chrono::milliseconds max_idle = std::chrono::minutes(10),
+              std::chrono::milliseconds refill_after = std::chrono::seconds(1));
   ~SandboxPool();  // stops the thread, kills every sandbox still waiting
   SandboxPool(const SandboxPool&) = delete;
   SandboxPool& operator=(const SandboxPool&) = delete;
 
   // A ready sandbox, removed from the pool for good, at the server's normal priority;
   // nullptr when none is ready. Call Release() once the execution that took it has
-  // answered: the replacement starts then (or kRefillAfter after the Take() at the
+  // answered: the replacement starts then (or `refill_after` after the Take() at the
   // latest). Thread-safe.
   std::unique_ptr<PreparedSandbox> Take();
   void Release();
-  static constexpr std::chrono::milliseconds kRefillAfter{1000};
   SandboxPoolStats Stats() const;
   // Waits until `n` sandboxes are ready (tests, benchmarks); false on timeout.
   bool WaitReady(size_t n, std::chrono::milliseconds timeout) const;
@@ -153,6 +154,7 @@ class SandboxPool {
   const size_t size_;
   const Factory factory_;
   const std::chrono::milliseconds max_idle_;
+  const std::chrono::milliseconds refill_after_;
   mutable std::mutex mu_;
   mutable std::condition_variable cv_;        // refill thread: a slot is free / stop
   mutable std::condition_variable ready_cv_;  // WaitReady
