@@ -16,6 +16,7 @@
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
+#include <fstream>
 #include <map>
 #include <mutex>
 #include <string>
@@ -217,6 +218,22 @@ class BwrapProcess final : public SandboxProcess {
 
   Status SetNice(int nice) override {
     std::vector<pid_t> pids = HostPids();
+    if (!cgroup_ && !reaped_) {
+      // No cgroup to list the sandbox: bwrap and everything below it, through
+      // /proc/<pid>/task/<tid>/children.
+      pids = {pid_};
+      for (size_t i = 0; i < pids.size() && pids.size() < 4096; ++i) {
+        const std::string task_dir = "/proc/" + std::to_string(pids[i]) + "/task";
+        DIR* d = ::opendir(task_dir.c_str());
+        if (d == nullptr) continue;
+        while (dirent* e = ::readdir(d)) {
+          if (e->d_name[0] == '.') continue;
+          std::ifstream in(task_dir + "/" + e->d_name + "/children");
+          for (long c; in >> c;) pids.push_back(static_cast<pid_t>(c));
+        }
+        ::closedir(d);
+      }
+    }
     if (std::find(pids.begin(), pids.end(), pid_) == pids.end() && !reaped_) pids.push_back(pid_);
     for (pid_t p : pids) {
       // Each thread has its own nice value: every task of the process.

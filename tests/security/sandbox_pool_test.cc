@@ -287,6 +287,26 @@ TEST_F(SandboxPoolTest, RefillWaitsForTheAnswerAndRunsAtLowPriority) {
   EXPECT_EQ(pool.Stats().started, 2u);
 }
 
+// The same where the host has no usable cgroups: the taken sandbox's processes are found
+// below bwrap instead, and all of them get their priority back.
+TEST_F(SandboxPoolTest, TakenSandboxRunsAtNormalPriorityWithoutCgroups) {
+  errno = 0;
+  const int normal = ::getpriority(PRIO_PROCESS, 0);
+  BwrapOptions options;
+  options.use_cgroups = false;
+  std::unique_ptr<SandboxRunner> plain = MakeBwrapRunner(options);
+  cfg_.runner = plain.get();
+  SandboxPool pool(1, Factory(), /*max_idle=*/10min, /*refill_after=*/10min);
+  ASSERT_TRUE(pool.WaitReady(1, 120s)) << pool.Stats().last_error;
+  auto ps = pool.Take();
+  ASSERT_NE(ps, nullptr);
+  json r = Run(*ps, {}, {});
+  if (pool.Stats().low_priority) {
+    EXPECT_EQ(r["seen"]["nice_waiting"], 19) << r.dump();
+  }
+  EXPECT_EQ(r["seen"]["nice_running"], normal) << r.dump();
+}
+
 TEST_F(SandboxPoolTest, StaleOrDeadSandboxesAreReplacedNotHandedOut) {
   SandboxPool pool(1, Factory(), /*max_idle=*/300ms);
   ASSERT_TRUE(pool.WaitReady(1, 120s)) << pool.Stats().last_error;
