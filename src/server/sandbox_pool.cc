@@ -62,9 +62,16 @@ void SandboxReaper::Dispose(std::unique_ptr<PreparedSandbox> ps) {
   if (!ps) return;
   {
     std::lock_guard<std::mutex> lock(mu_);
-    queue_.push_back(std::move(ps));
+    if (queue_.size() < kMaxQueued) {
+      queue_.push_back(std::move(ps));
+      ps = nullptr;
+    }
   }
   cv_.notify_all();
+  // Back-pressure: when the low-priority thread falls this far behind (a saturated
+  // machine), the caller tears its sandbox down itself, so dead sandboxes, their pids and
+  // cgroups cannot pile up.
+  ps.reset();
 }
 
 bool SandboxReaper::WaitIdle(std::chrono::milliseconds timeout) const {
@@ -167,8 +174,9 @@ StatusOr<std::unique_ptr<PreparedSandbox>> PrepareSandbox(const SandboxPrepConfi
   return ps;
 }
 
-SandboxPool::SandboxPool(size_t size, Factory factory, std::chrono::milliseconds max_idle)
-    : size_(size), factory_(std::move(factory)), max_idle_(max_idle) {
+SandboxPool::SandboxPool(size_t size, Factory factory, std::chrono::milliseconds max_idle,
+                         std::chrono::milliseconds refill_after)
+    : size_(size), factory_(std::move(factory)), max_idle_(max_idle), refill_after_(refill_after) {
   stats_.size = size;
   normal_nice_ = ThreadNice();
   stats_.low_priority = size_ > 0 && normal_nice_ < kLowNice && CanRaiseNiceBack(normal_nice_);
@@ -189,7 +197,12 @@ SandboxPool::SandboxPool(size_t size, Factory factory, std::chrono::milliseconds
     std::lock_guard<std::mutex> lock(mu_);
     PublishMetrics();
   }
-  if (size_ > 0) thread_ = std::thread([this] { Loop(); });
+  // Two refill threads where the pool holds two or more: a sandbox start is ~30 ms of
+  // mostly kernel work, and back-to-back executions take sandboxes faster than one
+  // thread starts them.
+  for (size_t i = 0; i < std::min<size_t>(size_, kRefillThreads); ++i) {
+    threads_.emplace_back([this] { Loop(); });
+  }
 }
 
 SandboxPool::~SandboxPool() {
@@ -198,7 +211,7 @@ SandboxPool::~SandboxPool() {
     stop_ = true;
   }
   cv_.notify_all();
-  if (thread_.joinable()) thread_.join();
+  for (std::thread& t : threads_) t.join();
   std::deque<std::unique_ptr<PreparedSandbox>> left;
   {
     std::lock_guard<std::mutex> lock(mu_);
@@ -303,16 +316,16 @@ void SandboxPool::Loop() {
       continue;
     }
     // A taken sandbox is replaced once its execution has answered (Release()), or
-    // kRefillAfter after the take at the latest.
-    if (owed_ > 0 && now - last_take_ >= kRefillAfter) owed_ = 0;
-    if (ready_.size() + owed_ >= size_) {
+    // refill_after_ after the take at the latest.
+    if (owed_ > 0 && now - last_take_ >= refill_after_) owed_ = 0;
+    if (ready_.size() + owed_ + preparing_ >= size_) {
       auto wait = ready_.empty() ? max_idle_
                                  : std::chrono::duration_cast<std::chrono::milliseconds>(
                                        ready_.front()->ready_at + max_idle_ - now) +
                                        std::chrono::milliseconds(1);
       if (owed_ > 0) {
         wait = std::min(wait, std::chrono::duration_cast<std::chrono::milliseconds>(
-                                  last_take_ + kRefillAfter - now) +
+                                  last_take_ + refill_after_ - now) +
                                   std::chrono::milliseconds(1));
       }
       cv_.wait_for(lock, wait);
@@ -322,10 +335,12 @@ void SandboxPool::Loop() {
       cv_.wait_for(lock, backoff, [&] { return stop_; });
       if (stop_) break;
     }
+    ++preparing_;
     lock.unlock();
     // This thread lives as long as the pool, so it outlives every sandbox it starts.
     auto ps = factory_();
     lock.lock();
+    --preparing_;
     if (!ps.ok()) {
       ++stats_.failed;
       stats_.last_error = ps.status().message();

@@ -8,8 +8,8 @@
 // allow-list, restarts the wall deadline, has keyd seal the credential to that key and
 // hands over the job.
 //
-// SandboxPool keeps up to `size` such sandboxes ready, refilled by one background
-// thread. Take() removes one for good: each is used for exactly one execution and is
+// SandboxPool keeps up to `size` such sandboxes ready, refilled by up to two background
+// threads. Take() removes one for good: each is used for exactly one execution and is
 // killed with everything it started when that execution ends; nothing is ever returned
 // to the pool. The refill stays out of the way of executions: the thread and everything
 // it starts (bwrap, the connector) run at nice 19 where the server can give a taken
@@ -85,8 +85,10 @@ class SandboxReaper {
   SandboxReaper(const SandboxReaper&) = delete;
   SandboxReaper& operator=(const SandboxReaper&) = delete;
 
-  // Takes `ps` (already SIGKILLed) for teardown. Thread-safe.
+  // Takes `ps` (already SIGKILLed) for teardown. Thread-safe. With kMaxQueued teardowns
+  // already waiting, tears `ps` down in the calling thread instead (back-pressure).
   void Dispose(std::unique_ptr<PreparedSandbox> ps);
+  static constexpr size_t kMaxQueued = 16;
   // Waits until everything handed over so far is torn down; false on timeout.
   bool WaitIdle(std::chrono::milliseconds timeout) const;
 
@@ -127,19 +129,20 @@ class SandboxPool {
   using Factory = std::function<StatusOr<std::unique_ptr<PreparedSandbox>>()>;
   // size 0: no thread, Take() always returns nullptr. Sandboxes older than max_idle are
   // replaced (a fresh key and a fresh process for every execution either way).
+  // `refill_after`: the latest a taken sandbox is replaced when no Release() comes.
   SandboxPool(size_t size, Factory factory,
-              std::chrono::milliseconds max_idle = std::chrono::minutes(10));
+              std::chrono::milliseconds max_idle = std::chrono::minutes(10),
+              std::chrono::milliseconds refill_after = std::chrono::seconds(1));
   ~SandboxPool();  // stops the thread, kills every sandbox still waiting
   SandboxPool(const SandboxPool&) = delete;
   SandboxPool& operator=(const SandboxPool&) = delete;
 
   // A ready sandbox, removed from the pool for good, at the server's normal priority;
   // nullptr when none is ready. Call Release() once the execution that took it has
-  // answered: the replacement starts then (or kRefillAfter after the Take() at the
+  // answered: the replacement starts then (or `refill_after` after the Take() at the
   // latest). Thread-safe.
   std::unique_ptr<PreparedSandbox> Take();
   void Release();
-  static constexpr std::chrono::milliseconds kRefillAfter{1000};
   SandboxPoolStats Stats() const;
   // Waits until `n` sandboxes are ready (tests, benchmarks); false on timeout.
   bool WaitReady(size_t n, std::chrono::milliseconds timeout) const;
@@ -151,16 +154,19 @@ class SandboxPool {
   const size_t size_;
   const Factory factory_;
   const std::chrono::milliseconds max_idle_;
+  const std::chrono::milliseconds refill_after_;
   mutable std::mutex mu_;
   mutable std::condition_variable cv_;        // refill thread: a slot is free / stop
   mutable std::condition_variable ready_cv_;  // WaitReady
   std::deque<std::unique_ptr<PreparedSandbox>> ready_;
-  size_t owed_ = 0;  // taken, execution not answered yet (no replacement started)
+  size_t preparing_ = 0;  // being started by a refill thread
+  size_t owed_ = 0;       // taken, execution not answered yet (no replacement started)
   std::chrono::steady_clock::time_point last_take_{};
   int normal_nice_ = 0;  // the server's nice value, given back to a taken sandbox
   SandboxPoolStats stats_;
   bool stop_ = false;
-  std::thread thread_;
+  static constexpr size_t kRefillThreads = 2;
+  std::vector<std::thread> threads_;
 };
 
 }  // namespace toani::server
