@@ -61,7 +61,6 @@ StatusOr<std::unique_ptr<AuditLog>> AuditLog::Open(store::AuditStore* store, Aud
     l->sequencer_ = std::thread([l] { l->SequencerLoop(); });
   } else {
     log->sign_next_ = log->range_.size();
-    log->sign_prev_ = log->last_leaf_;
     log->writer_ = std::thread([l = log.get()] { l->WriterLoop(); });
   }
   return log;
@@ -292,57 +291,134 @@ StatusOr<AppendResult> AuditLog::Append(nlohmann::json fields) {
   p.cv.wait(lk, [&] { return p.done || (!leader_active_ && queue_.front() == &p); });
   if (p.done) return std::move(p.result);
   leader_active_ = true;
-  // Lead until our own entry is durable: sign waiting entries in batches and hand them to
-  // the writer, keeping at most kMaxInFlight signed batches waiting for it.
+  // Lead until our own entry is durable: send waiting entries to keyd in batches, keeping
+  // up to kMaxInFlight batches between keyd and the writer thread, which stores them.
   while (!p.done) {
-    if (queue_.empty() || to_store_.size() >= kMaxInFlight) {
+    // After a failure, batches still in flight chain from entries that will never be
+    // stored: wait until they are gone, then chain explicitly from the stored log.
+    const bool can_chain = unfinished_ == 0 || submit_epoch_ == epoch_;
+    if (queue_.empty() || unfinished_ >= kMaxInFlight || !can_chain) {
       leader_cv_.wait(lk);
       continue;
     }
-    std::vector<Pending*> batch;
-    while (!queue_.empty() && batch.size() < opts_.max_batch) {
-      batch.push_back(queue_.front());
-      queue_.pop_front();
-    }
-    const uint64_t base = sign_next_, epoch = epoch_;
-    const Hash prev = sign_prev_;
-    sign_next_ += batch.size();
-    lk.unlock();
-    std::optional<SignedBatch> signed_batch = SignBatch(std::move(batch), base, prev, epoch);
-    lk.lock();
-    if (!signed_batch) {
-      if (epoch == epoch_) sign_next_ = base;  // nothing was signed after it
-      continue;
-    }
-    if (signed_batch->epoch != epoch_) {
-      FailLocked(signed_batch->pending, "an earlier batch could not be stored");
-      continue;
-    }
-    sign_prev_ = signed_batch->leaves.back();
-    to_store_.push_back(std::move(*signed_batch));
-    writer_cv_.notify_one();
+    SendBatchLocked(lk);
   }
   leader_active_ = false;
   if (!queue_.empty()) queue_.front()->cv.notify_one();
   return std::move(p.result);
 }
 
+void AuditLog::SendBatchLocked(std::unique_lock<std::mutex>& lk) {
+  constexpr size_t kFrameBudget = (1 << 20) - 64;  // one keyd frame (formats.md §1.1)
+  std::vector<Pending*> batch;
+  size_t bytes = 35;
+  while (!queue_.empty() && batch.size() < opts_.max_batch) {
+    const Pending* q = queue_.front();
+    // + index, time and v members inserted below
+    const size_t size = SignItemEncodedSize(q->item) + 96;
+    if (!batch.empty() && bytes + size > kFrameBudget) break;
+    bytes += size;
+    batch.push_back(queue_.front());
+    queue_.pop_front();
+  }
+  std::optional<Hash> prev;
+  uint64_t base = sign_next_;
+  if (unfinished_ == 0) {  // nothing in flight: chain from the stored log
+    base = range_.size();
+    prev = last_leaf_;
+  }
+  sign_next_ = base + batch.size();
+  submit_epoch_ = epoch_;
+  const uint64_t epoch = epoch_;
+  ++unfinished_;
+  lk.unlock();
+  const std::string time = FormatRfc3339(opts_.clock());
+  const std::string time_member = "\"time\":" + nlohmann::json(time).dump();
+  const std::string v_member = "\"v\":" + std::to_string(kEntryVersion);
+  std::vector<SignItem> items;
+  items.reserve(batch.size());
+  for (size_t i = 0; i < batch.size(); ++i) {
+    Pending* q = batch[i];
+    SignItem item;
+    item.user = std::move(q->item.user);
+    item.body = InsertMembers(q->item.body, q->members,
+                              {{"index", "\"index\":" + std::to_string(base + i)},
+                               {"time", time_member},
+                               {"v", v_member}});
+    items.push_back(std::move(item));
+  }
+  // Only this (leader) thread sends, so batches reach keyd in index order.
+  auto call = signer_->SubmitItems(prev, std::move(items));
+  lk.lock();
+  in_flight_.push_back({std::move(batch), base, epoch, std::move(call)});
+  writer_cv_.notify_one();
+}
+
+namespace {
+// Why a signed batch from keyd cannot be stored after `last_leaf` at `size`, or "".
+std::string ChainBreak(const std::vector<std::string>& entries, uint64_t size,
+                       const Hash& last_leaf) {
+  if (entries.empty()) return "keyd returned no entries";
+  auto members = ScanCanonicalObject(entries.front());
+  if (!members.ok()) return "keyd returned a non-canonical entry";
+  std::string index, prev;
+  for (const TopMember& m : *members) {
+    const std::string_view v =
+        std::string_view(entries.front()).substr(m.value_begin, m.end - m.value_begin);
+    if (m.name == "index") index = v;
+    if (m.name == "prev") prev = v;
+  }
+  if (index != std::to_string(size)) return "keyd's batch does not start at the log's size";
+  if (prev != "\"" + Hex(last_leaf) + "\"")
+    return "keyd's batch does not chain from the last stored entry";
+  return "";
+}
+}  // namespace
+
 void AuditLog::WriterLoop() {
   std::unique_lock<std::mutex> lk(mu_);
   for (;;) {
-    writer_cv_.wait(lk, [&] { return stop_ || !to_store_.empty(); });
-    if (to_store_.empty()) return;  // stopping, and everything handed over is stored
-    SignedBatch b = std::move(to_store_.front());
-    to_store_.pop_front();
-    leader_cv_.notify_one();  // a slot is free
-    if (b.epoch != epoch_) {
-      FailLocked(b.pending, "an earlier batch could not be stored");
+    writer_cv_.wait(lk, [&] { return stop_ || !in_flight_.empty(); });
+    if (in_flight_.empty()) return;  // stopping, and everything handed over is stored
+    InFlight f = std::move(in_flight_.front());
+    in_flight_.pop_front();
+    lk.unlock();
+    StatusOr<std::vector<std::string>> entries = f.call->Await();
+    f.call.reset();
+    lk.lock();
+    std::string why;
+    if (!entries.ok()) {
+      why = entries.status().message();
+    } else if (f.epoch != epoch_) {
+      why = "an earlier batch could not be signed or stored";
+    } else {
+      why = ChainBreak(*entries, range_.size(), last_leaf_);
+    }
+    if (!why.empty()) {
+      FailLocked(f.pending, why);
+      // Every batch sent after this one chains from it: void them.
+      if (f.epoch == epoch_) ++epoch_;
+      if (--unfinished_ == 0) sign_next_ = range_.size();
+      leader_cv_.notify_one();
       continue;
     }
     lk.unlock();
+    SignedBatch b;
+    b.base = f.base;
+    b.epoch = f.epoch;
+    b.rows.resize(f.pending.size());
+    b.leaves.reserve(f.pending.size());
+    for (size_t i = 0; i < f.pending.size(); ++i) {
+      b.rows[i].index = f.base + i;
+      b.rows[i].entry = std::move((*entries)[i]);
+      b.rows[i].leaf_hash = LeafHash(AsBytes(b.rows[i].entry));
+      b.leaves.push_back(b.rows[i].leaf_hash);
+    }
+    b.pending = std::move(f.pending);
     StoreBatch(b, nullptr);
     lk.lock();
-    leader_cv_.notify_one();  // the leader's own entry may be among them
+    if (--unfinished_ == 0) sign_next_ = range_.size();
+    leader_cv_.notify_one();  // a slot is free; the leader's own entry may be among them
   }
 }
 
@@ -360,40 +436,22 @@ void AuditLog::CommitBatch(std::vector<Pending*> batch, uint64_t base, Hash prev
 // Runs without mu_ held; batches are signed one at a time, in index order.
 std::optional<AuditLog::SignedBatch> AuditLog::SignBatch(std::vector<Pending*> batch, uint64_t base,
                                                          Hash prev, uint64_t epoch) {
+  // The cluster sequencer's batches (single-node batches go through SendBatchLocked).
   const std::string time = FormatRfc3339(opts_.clock());
-  StatusOr<std::vector<std::string>> signed_entries = Status::Internal("unset");
-  if (batch[0]->prepared) {  // single node: every entry was prepared by Append
-    std::vector<SignItem> items;
-    items.reserve(batch.size());
-    const std::string time_member = "\"time\":" + nlohmann::json(time).dump();
-    const std::string v_member = "\"v\":" + std::to_string(kEntryVersion);
-    for (size_t i = 0; i < batch.size(); ++i) {
-      Pending* p = batch[i];
-      SignItem item;
-      item.user = std::move(p->item.user);
-      item.body = InsertMembers(p->item.body, p->members,
-                                {{"index", "\"index\":" + std::to_string(base + i)},
-                                 {"time", time_member},
-                                 {"v", v_member}});
-      items.push_back(std::move(item));
-    }
-    signed_entries = signer_->SignItems(prev, std::move(items));
-  } else {
-    std::vector<nlohmann::json> unsigned_entries;
-    unsigned_entries.reserve(batch.size());
-    for (size_t i = 0; i < batch.size(); ++i) {
-      nlohmann::json e = std::move(batch[i]->fields);
-      e["v"] = kEntryVersion;
-      e["index"] = base + i;
-      e["time"] = time;
-      if (!e.contains("tee") && !opts_.tee.is_null()) e["tee"] = opts_.tee;
-      e.erase("prev");
-      e.erase("sig");
-      e.erase("user_ref");
-      unsigned_entries.push_back(std::move(e));
-    }
-    signed_entries = signer_->SignEntries(prev, unsigned_entries);
+  std::vector<nlohmann::json> unsigned_entries;
+  unsigned_entries.reserve(batch.size());
+  for (size_t i = 0; i < batch.size(); ++i) {
+    nlohmann::json e = std::move(batch[i]->fields);
+    e["v"] = kEntryVersion;
+    e["index"] = base + i;
+    e["time"] = time;
+    if (!e.contains("tee") && !opts_.tee.is_null()) e["tee"] = opts_.tee;
+    e.erase("prev");
+    e.erase("sig");
+    e.erase("user_ref");
+    unsigned_entries.push_back(std::move(e));
   }
+  StatusOr<std::vector<std::string>> signed_entries = signer_->SignEntries(prev, unsigned_entries);
   if (!signed_entries.ok()) {
     std::lock_guard<std::mutex> l(mu_);
     FailLocked(batch, signed_entries.status().message());
@@ -441,14 +499,9 @@ void AuditLog::StoreBatch(SignedBatch& b, const std::vector<int64_t>* handoff_id
   if (!st.ok()) {
     hashes_.Truncate(b.base);
     FailLocked(b.pending, st.message());
-    // Every batch signed after this one chains from entries that were never stored.
-    for (SignedBatch& later : to_store_) {
-      FailLocked(later.pending, "an earlier batch could not be stored");
-    }
-    to_store_.clear();
+    // Every batch sent after this one chains from entries that were never stored: the
+    // writer fails them as it takes them (their epoch is over).
     ++epoch_;
-    sign_next_ = range_.size();
-    sign_prev_ = last_leaf_;
     return;
   }
   for (size_t i = 0; i < b.leaves.size(); ++i) {

@@ -129,13 +129,25 @@ class AuditLog {
   std::deque<Pending*> queue_;
   bool leader_active_ = false;
   std::condition_variable leader_cv_;  // wakes the leader: new entries or a stored batch
-  // Single node: the next index and chain link for the next batch to sign. They run
-  // ahead of range_/last_leaf_ (durable state) by the batches in flight.
-  uint64_t sign_next_ = 0;
-  Hash sign_prev_{};
-  uint64_t epoch_ = 0;  // bumped when a store write fails; batches signed before are void
-  std::deque<SignedBatch> to_store_;
-  static constexpr size_t kMaxInFlight = 2;
+  // Single node (docs/audit-format.md §6, pipelining): batches sent to keyd, in index
+  // order, waiting for the writer thread to take keyd's answer and store them. The first
+  // after an idle moment is chained explicitly from the stored log (last_leaf_); each
+  // later one is sent at once as audit.sign_batch_next, so keyd is never idle between
+  // batches. The writer checks every answer still chains from the stored log.
+  struct InFlight {
+    std::vector<Pending*> pending;
+    uint64_t base = 0;
+    uint64_t epoch = 0;
+    std::unique_ptr<AuditSigner::PendingBatch> call;
+  };
+  std::deque<InFlight> in_flight_;
+  size_t unfinished_ = 0;      // batches sent and not yet stored or failed (incl. the writer's)
+  uint64_t sign_next_ = 0;     // the next index to send, while unfinished_ > 0
+  uint64_t submit_epoch_ = 0;  // epoch_ when the last batch was sent
+  uint64_t epoch_ = 0;         // bumped when a batch fails; batches sent before it are void
+  static constexpr size_t kMaxInFlight = 3;  // one storing, one signing, one queued at keyd
+  // Takes a batch from queue_ (under mu_) and sends it to keyd; returns with mu_ held.
+  void SendBatchLocked(std::unique_lock<std::mutex>& lk);
   std::condition_variable writer_cv_;
   std::thread writer_;
   CompactRange range_;

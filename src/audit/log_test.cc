@@ -100,7 +100,7 @@ class AuditLogTest : public ::testing::Test {
   }
 
   TempDir dir_;
-  std::unique_ptr<InProcessKeyd> keyd_;
+  std::unique_ptr<keyd::KeyServiceClient> keyd_;
   std::unique_ptr<AuditSigner> signer_;
   std::unique_ptr<store::AuditStore> store_;
   FlakyStore* flaky_ = nullptr;
@@ -178,6 +178,214 @@ TEST_F(AuditLogTest, ConcurrentAppendsAreGroupCommittedWithUniqueIndices) {
 // Signing runs ahead of the disk (docs/architecture.md): with a slow store and every
 // third write failing, batches signed behind a failed one fail too, never a gap or a
 // broken chain; every acknowledged entry is stored, and the log reopens intact.
+std::string HexHash(const Hash& h) {
+  return HexEncode(std::span<const uint8_t>(h.data(), h.size()));
+}
+
+// The same log signing through a real toani-keyd process, as the server runs it: batches
+// are pipelined (audit.sign_batch_next queued behind the batch keyd is signing).
+class AuditLogRealKeydTest : public AuditLogTest {
+ protected:
+  void SetUp() override {
+    ASSERT_FALSE(dir_.path().empty());
+    auto p = keyd::KeydProcess::Spawn(std::string(TOANI_BUILD_DIR) + "/bin/toani-keyd",
+                                      dir_.path() + "/keyd", true);
+    ASSERT_TRUE(p.ok()) << p.status().message();
+    keyd_ = std::move(*p);
+    auto s = NewKeydAuditSigner(keyd_.get());
+    ASSERT_TRUE(s.ok()) << s.status().message();
+    signer_ = std::move(*s);
+  }
+};
+
+// Store writes fail now and then while batches are in flight: every failed append says
+// so, every acknowledged one is in the log at its index, and the log verifies.
+void FailedWritesScenario(AuditLog* log, FlakyStore* flaky, std::map<uint64_t, std::string>* acked,
+                          int* failed_out) {
+  flaky->write_delay_ms = 5;
+  flaky->fail_every = 3;
+  std::vector<std::thread> ts;
+  std::mutex mu;
+  std::atomic<int> failed{0};
+  for (int t = 0; t < 16; ++t) {
+    ts.emplace_back([&, t] {
+      for (int i = 0; i < 40; ++i) {
+        const std::string reason = std::to_string(t * 1000 + i);
+        auto r = log->Append({{"type", "test"}, {"tenant", "dev"}, {"reason", reason}});
+        if (!r.ok()) {
+          EXPECT_EQ(r.status().code(), StatusCode::kUnavailable);
+          ++failed;
+          continue;
+        }
+        std::lock_guard<std::mutex> l(mu);
+        EXPECT_TRUE(acked->emplace(r->index, reason).second);
+      }
+    });
+  }
+  for (auto& t : ts) t.join();
+  flaky->fail_every = 0;
+  flaky->write_delay_ms = 0;
+  *failed_out = failed.load();
+}
+
+TEST_F(AuditLogRealKeydTest, PipelinedBatchesAfterAFailedWriteAreVoidedAndNothingAckedIsLost) {
+  ASSERT_TRUE(Reopen().ok());
+  std::map<uint64_t, std::string> acked;
+  int failed = 0;
+  FailedWritesScenario(log_.get(), flaky_, &acked, &failed);
+  EXPECT_GT(failed, 0);
+  EXPECT_FALSE(acked.empty());
+  const uint64_t size = log_->size();
+  EXPECT_EQ(size, acked.size());  // dense indices, each acknowledged once
+  ASSERT_TRUE(log_->Append({{"type", "test"}, {"tenant", "dev"}}).ok());
+  ASSERT_TRUE(Reopen().ok());  // chain, signatures, leaf hashes and tiles all check out
+  EXPECT_EQ(log_->size(), size + 1);
+  for (const auto& [index, reason] : acked) {
+    auto e = nlohmann::json::parse(ReadEntry(index));
+    EXPECT_EQ(e["reason"], reason) << index;
+  }
+}
+
+TEST_F(AuditLogRealKeydTest, ManyWritersThroughKeydGetDenseChainedIndices) {
+  ASSERT_TRUE(Reopen().ok());
+  flaky_->write_delay_ms = 2;  // keeps several batches between keyd and the writer
+  std::vector<std::thread> ts;
+  std::mutex mu;
+  std::set<uint64_t> seen;
+  for (int t = 0; t < 32; ++t) {
+    ts.emplace_back([&, t] {
+      for (int i = 0; i < 25; ++i) {
+        auto r = log_->Append({{"type", "test"},
+                               {"tenant", "dev"},
+                               {"user", "u" + std::to_string(t)},
+                               {"reason", std::to_string(t * 100 + i)}});
+        ASSERT_TRUE(r.ok()) << r.status().message();
+        std::lock_guard<std::mutex> l(mu);
+        EXPECT_TRUE(seen.insert(r->index).second);
+      }
+    });
+  }
+  for (auto& t : ts) t.join();
+  ASSERT_EQ(seen.size(), 800u);
+  EXPECT_EQ(*seen.rbegin(), 799u);
+  flaky_->write_delay_ms = 0;
+  ASSERT_TRUE(Reopen().ok());
+  // Each entry's prev is the leaf hash of the one before it.
+  for (uint64_t i = 1; i < 800; ++i) {
+    auto e = nlohmann::json::parse(ReadEntry(i));
+    const std::string before = ReadEntry(i - 1);
+    EXPECT_EQ(e["prev"], HexHash(LeafHash(AsBytes(before)))) << i;
+    EXPECT_FALSE(e.contains("user")) << i;
+  }
+}
+
+// audit.sign_batch_next (docs/formats.md §1.2): keyd continues only its own chain, from
+// the last batch it signed whole, at the next index.
+TEST_F(AuditLogTest, KeydContinuesOnlyItsOwnChainAtTheNextIndex) {
+  const auto body = [](uint64_t i) {
+    return R"({"index":)" + std::to_string(i) + R"(,"tenant":"d","time":"t","v":2})";
+  };
+  const auto next = [&](uint64_t i) {
+    return keyd_->CallBinary(EncodeSignBatchRequest(std::nullopt, {SignItem{body(i), {}}}));
+  };
+  const auto prev_of = [](const std::string& reply) {
+    auto e = DecodeSignBatchReply(reply, 1);
+    EXPECT_TRUE(e.ok());
+    return e.ok() ? nlohmann::json::parse((*e)[0])["prev"].get<std::string>() : "";
+  };
+  const auto leaf_of = [](const std::string& reply) {
+    auto e = DecodeSignBatchReply(reply, 1);
+    return e.ok() ? HexHash(LeafHash(AsBytes((*e)[0]))) : "";
+  };
+  // Nothing signed yet: nothing to continue.
+  // (The in-process client reports every keyd error as Unavailable; the message says which.)
+  const auto refused = [](const StatusOr<std::string>& r) {
+    return !r.ok() && r.status().message().find("audit.sign_batch_next") != std::string::npos;
+  };
+  EXPECT_TRUE(refused(next(0)));
+  Hash start{};
+  start[0] = 7;
+  auto first = keyd_->CallBinary(EncodeSignBatchRequest(start, {SignItem{body(5), {}}}));
+  ASSERT_TRUE(first.ok()) << first.status().message();
+  EXPECT_EQ(prev_of(*first), HexHash(start));
+  // Not the next index: refused, and the chain stays where it was.
+  EXPECT_TRUE(refused(next(5)));
+  EXPECT_TRUE(refused(next(7)));
+  auto second = next(6);
+  ASSERT_TRUE(second.ok()) << second.status().message();
+  EXPECT_EQ(prev_of(*second), leaf_of(*first));
+  // A batch refused for a bad entry does not move the chain either.
+  std::vector<SignItem> bad = {{body(7), {}},
+                               {R"({"index":8,"sig":"x","tenant":"d","time":"t","v":2})", {}}};
+  EXPECT_FALSE(keyd_->CallBinary(EncodeSignBatchRequest(std::nullopt, bad)).ok());
+  auto third = next(7);
+  ASSERT_TRUE(third.ok()) << third.status().message();
+  EXPECT_EQ(prev_of(*third), leaf_of(*second));
+  // An explicit prev restarts the chain; next continues from there.
+  auto restart = keyd_->CallBinary(EncodeSignBatchRequest(Hash{}, {SignItem{body(0), {}}}));
+  ASSERT_TRUE(restart.ok());
+  EXPECT_TRUE(refused(next(8)));
+  auto fourth = next(1);
+  ASSERT_TRUE(fourth.ok()) << fourth.status().message();
+  EXPECT_EQ(prev_of(*fourth), leaf_of(*restart));
+  // A truncated next frame is refused.
+  const std::string f = EncodeSignBatchRequest(std::nullopt, {SignItem{body(2), {}}});
+  EXPECT_FALSE(keyd_->CallBinary(f.substr(0, f.size() - 1)).ok());
+}
+
+// A signer that, once, sends a batch chained from the wrong place (as a confused or
+// hostile keyd answer would look): the writer must refuse to store it.
+class MisChainingSigner final : public AuditSigner {
+ public:
+  explicit MisChainingSigner(AuditSigner* real) : real_(real) {}
+  const VerifierKey& key() const override { return real_->key(); }
+  StatusOr<std::vector<std::string>> SignEntries(const Hash& prev,
+                                                 const std::vector<nlohmann::json>& e) override {
+    return real_->SignEntries(prev, e);
+  }
+  StatusOr<std::vector<std::string>> SignItems(const Hash& prev,
+                                               std::vector<SignItem> items) override {
+    return real_->SignItems(prev, std::move(items));
+  }
+  std::unique_ptr<PendingBatch> SubmitItems(const std::optional<Hash>& prev,
+                                            std::vector<SignItem> items) override {
+    if (mischain_next.exchange(false)) {
+      Hash wrong{};
+      wrong.fill(0x55);
+      return real_->SubmitItems(wrong, std::move(items));
+    }
+    return real_->SubmitItems(prev, std::move(items));
+  }
+  StatusOr<std::string> SignCheckpoint(const std::string& text) override {
+    return real_->SignCheckpoint(text);
+  }
+  std::atomic<bool> mischain_next{false};
+
+ private:
+  AuditSigner* real_;
+};
+
+TEST_F(AuditLogTest, WriterRefusesABatchThatDoesNotChainFromTheStoredLog) {
+  auto mis = std::make_unique<MisChainingSigner>(signer_.get());
+  MisChainingSigner* m = mis.get();
+  std::unique_ptr<AuditSigner> real = std::move(signer_);
+  signer_ = std::move(mis);
+  ASSERT_TRUE(Reopen().ok());
+  AppendN(3);
+  m->mischain_next = true;
+  auto r = log_->Append({{"type", "test"}, {"tenant", "dev"}, {"reason", "mischained"}});
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().code(), StatusCode::kUnavailable);
+  EXPECT_NE(r.status().message().find("does not chain"), std::string::npos) << r.status().message();
+  EXPECT_EQ(log_->size(), 3u);
+  AppendN(2, "after");
+  EXPECT_EQ(log_->size(), 5u);
+  ASSERT_TRUE(Reopen().ok());  // the stored chain verifies: nothing mis-chained got in
+  EXPECT_EQ(log_->size(), 5u);
+  log_.reset();
+  signer_ = std::move(real);  // before `m`'s target goes
+}
+
 TEST_F(AuditLogTest, FailedWritesWithBatchesInFlightLoseNothingAcknowledged) {
   ASSERT_TRUE(Reopen().ok());
   flaky_->write_delay_ms = 5;

@@ -248,13 +248,14 @@ size_t SignItemEncodedSize(const SignItem& item) {
   return 1 + (item.user ? 2 + item.user->size() : 0) + 4 + item.body.size();
 }
 
-std::string EncodeSignBatchRequest(const Hash& prev, const std::vector<SignItem>& items) {
+std::string EncodeSignBatchRequest(const std::optional<Hash>& prev,
+                                   const std::vector<SignItem>& items) {
   size_t n = 1 + 32 + 2;
   for (const auto& it : items) n += SignItemEncodedSize(it);
   std::string out;
   out.reserve(n);
-  out.push_back(static_cast<char>(kSignBatchRequest));
-  out.append(reinterpret_cast<const char*>(prev.data()), prev.size());
+  out.push_back(static_cast<char>(prev ? kSignBatchRequest : kSignBatchNextRequest));
+  if (prev) out.append(reinterpret_cast<const char*>(prev->data()), prev->size());
   Put16(out, items.size());
   for (const auto& it : items) {
     out.push_back(it.user ? 1 : 0);
@@ -274,12 +275,17 @@ StatusOr<SignBatchRequestView> DecodeSignBatchRequest(std::string_view frame) {
   };
   Reader r(frame);
   uint8_t type = 0;
-  if (!r.U8(&type) || type != kSignBatchRequest) return bad("not a sign_batch frame");
+  if (!r.U8(&type) || (type != kSignBatchRequest && type != kSignBatchNextRequest))
+    return bad("not a sign_batch frame");
   SignBatchRequestView req;
-  std::string_view prev;
   size_t count = 0;
-  if (!r.Take(32, &prev) || !r.U16(&count)) return bad("truncated header");
-  std::memcpy(req.prev.data(), prev.data(), 32);
+  if (type == kSignBatchRequest) {
+    std::string_view prev;
+    if (!r.Take(32, &prev)) return bad("truncated header");
+    req.prev.emplace();
+    std::memcpy(req.prev->data(), prev.data(), 32);
+  }
+  if (!r.U16(&count)) return bad("truncated header");
   if (count == 0 || count > kSignBatchMaxItems) return bad("1 to 1024 entries required");
   req.items.reserve(count);
   for (size_t i = 0; i < count; ++i) {

@@ -15,6 +15,7 @@
 namespace toani::audit {
 
 inline constexpr uint8_t kSignBatchRequest = 0x01;
+inline constexpr uint8_t kSignBatchNextRequest = 0x02;  // no prev: keyd chains on (§1.2)
 inline constexpr uint8_t kSignBatchReply = 0x81;
 inline constexpr size_t kSignBatchMaxItems = 1024;
 inline constexpr size_t kSignBatchMaxUser = 1024;
@@ -30,13 +31,15 @@ struct SignItemView {
   std::optional<std::string_view> user;
 };
 struct SignBatchRequestView {
-  Hash prev{};
+  std::optional<Hash> prev;  // absent in an audit.sign_batch_next frame
   std::vector<SignItemView> items;
 };
 
 // The encoded size of one item (to split batches under the frame limit).
 size_t SignItemEncodedSize(const SignItem& item);
-std::string EncodeSignBatchRequest(const Hash& prev, const std::vector<SignItem>& items);
+// `prev` given: audit.sign_batch (§1.1); absent: audit.sign_batch_next (§1.2).
+std::string EncodeSignBatchRequest(const std::optional<Hash>& prev,
+                                   const std::vector<SignItem>& items);
 // InvalidArgument for anything but an exact, well-formed request.
 StatusOr<SignBatchRequestView> DecodeSignBatchRequest(std::string_view frame);
 

@@ -65,6 +65,27 @@ class KeydAuditSigner final : public AuditSigner {
     return out;
   }
 
+  std::unique_ptr<PendingBatch> SubmitItems(const std::optional<Hash>& prev,
+                                            std::vector<SignItem> items) override {
+    class Pending final : public PendingBatch {
+     public:
+      Pending(std::unique_ptr<keyd::KeyServiceClient::PendingCall> call, size_t n)
+          : call_(std::move(call)), n_(n) {}
+      StatusOr<std::vector<std::string>> Await() override {
+        TOANI_ASSIGN_OR_RETURN(std::string reply, call_->Await());
+        auto entries = DecodeSignBatchReply(reply, n_);
+        if (!entries.ok()) return Status::Unavailable("keyd: bad audit.sign_batch reply");
+        return entries;
+      }
+
+     private:
+      std::unique_ptr<keyd::KeyServiceClient::PendingCall> call_;
+      size_t n_;
+    };
+    const size_t n = items.size();
+    return std::make_unique<Pending>(keyd_->SubmitBinary(EncodeSignBatchRequest(prev, items)), n);
+  }
+
   StatusOr<std::string> SignCheckpoint(const std::string& text) override {
     TOANI_ASSIGN_OR_RETURN(json reply,
                            keyd_->Call({{"op", "audit.sign_checkpoint"}, {"text", text}}));

@@ -5,6 +5,7 @@
 
 #include <memory>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -28,6 +29,17 @@ class AuditSigner {
   // The same for entries already in canonical form (SignItem: docs/formats.md §1.1).
   virtual StatusOr<std::vector<std::string>> SignItems(const Hash& prev,
                                                        std::vector<SignItem> items) = 0;
+  // One batch sent to keyd and not yet answered; Await returns the stored entry bytes.
+  class PendingBatch {
+   public:
+    virtual ~PendingBatch() = default;
+    virtual StatusOr<std::vector<std::string>> Await() = 0;
+  };
+  // Sends `items` (one frame: at most kSignBatchMaxItems, under 1 MiB) without waiting:
+  // chained after `prev` (audit.sign_batch), or, without `prev`, after the last entry keyd
+  // signed (audit.sign_batch_next, docs/formats.md §1.2) — e.g. a batch still in flight.
+  virtual std::unique_ptr<PendingBatch> SubmitItems(const std::optional<Hash>& prev,
+                                                    std::vector<SignItem> items) = 0;
   // Returns the complete signed note for checkpoint text `text`.
   virtual StatusOr<std::string> SignCheckpoint(const std::string& text) = 0;
 };

@@ -54,7 +54,11 @@ StatusOr<json> AuditSigner::Handle(const std::string& op, const json& req) {
 // canonical body and inserts "sig". Returns the reply frame with the stored bytes.
 StatusOr<std::string> AuditSigner::SignBatch(std::string_view frame) {
   TOANI_ASSIGN_OR_RETURN(audit::SignBatchRequestView req, audit::DecodeSignBatchRequest(frame));
-  audit::Hash prev = req.prev;
+  if (!req.prev && !chain_set_) {
+    return Status::FailedPrecondition(
+        "audit.sign_batch_next: no batch signed yet to continue from");
+  }
+  audit::Hash prev = req.prev ? *req.prev : chain_leaf_;
   std::vector<std::string> out;
   out.reserve(req.items.size());
   uint64_t expect_index = 0;
@@ -89,6 +93,11 @@ StatusOr<std::string> AuditSigner::SignBatch(std::string_view frame) {
     }
     if (n >= (uint64_t{1} << 53)) return bad("index must be an integer 0..2^53-1");
     if (i > 0 && n != expect_index) return bad("indices not consecutive");
+    if (i == 0 && !req.prev && n != chain_next_index_) {
+      return Status::FailedPrecondition("audit.sign_batch_next: entry 0 has index " +
+                                        std::to_string(n) + ", the chain continues at " +
+                                        std::to_string(chain_next_index_));
+    }
     expect_index = n + 1;
     std::string time_s, tenant_s;
     if (time == nullptr || tenant == nullptr || item.body[time->value_begin] != '"' ||
@@ -114,6 +123,10 @@ StatusOr<std::string> AuditSigner::SignBatch(std::string_view frame) {
     prev = audit::LeafHash(AsBytes(entry));
     out.push_back(std::move(entry));
   }
+  // Only a batch signed whole moves the chain on.
+  chain_set_ = true;
+  chain_leaf_ = prev;
+  chain_next_index_ = expect_index;
   return audit::EncodeSignBatchReply(out);
 }
 

@@ -27,7 +27,8 @@ class AuditSigner {
   static bool Handles(const std::string& op) { return op.rfind("audit.", 0) == 0; }
   // Dispatches audit.public_key, audit.sign_checkpoint.
   StatusOr<nlohmann::json> Handle(const std::string& op, const nlohmann::json& req);
-  // The binary audit.sign_batch frame (docs/formats.md §1.1): returns the reply frame.
+  // The binary audit.sign_batch (docs/formats.md §1.1) and audit.sign_batch_next (§1.2)
+  // frames: returns the reply frame. Called one frame at a time (keyd's loop).
   StatusOr<std::string> SignBatch(std::string_view frame);
 
  private:
@@ -44,6 +45,11 @@ class AuditSigner {
   bool signed_any_ = false;  // the last checkpoint signed in this run, to refuse rollbacks
   uint64_t last_size_ = 0;
   std::string last_root_;
+  // The end of the last batch signed (either frame type), which audit.sign_batch_next
+  // continues; unset until a batch is signed. A refused batch leaves it unchanged.
+  bool chain_set_ = false;
+  std::array<uint8_t, 32> chain_leaf_{};
+  uint64_t chain_next_index_ = 0;
 };
 
 class Keyring;

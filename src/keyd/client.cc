@@ -101,40 +101,41 @@ KeydProcess::~KeydProcess() {
   ReapLocked();
 }
 
-StatusOr<std::string> KeydProcess::Exchange(std::string_view payload) {
-  Waiter me;
-  std::shared_ptr<Conn> conn;
+Status KeydProcess::Submit(std::string_view payload, Waiter* me, std::shared_ptr<Conn>* conn) {
+  // Frames go out one at a time, and each caller joins the in-flight queue in the same
+  // order as its frame, so replies (which keyd sends in order) match.
+  std::lock_guard<std::mutex> wlock(write_mu_);
   {
-    // Frames go out one at a time, and each caller joins the in-flight queue in the same
-    // order as its frame, so replies (which keyd sends in order) match.
-    std::lock_guard<std::mutex> wlock(write_mu_);
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      if (!conn_) {
-        if (std::chrono::steady_clock::now() - last_start_ < std::chrono::seconds(1)) {
-          return Status::Unavailable(
-              "keyd is not running; the server is restarting it: retry shortly");
-        }
-        Status st = StartLocked();
-        if (!st.ok())
-          return Status::Unavailable("keyd is not running and could not be restarted: " +
-                                     st.message());
+    std::lock_guard<std::mutex> lock(mu_);
+    if (!conn_) {
+      if (std::chrono::steady_clock::now() - last_start_ < std::chrono::seconds(1)) {
+        return Status::Unavailable(
+            "keyd is not running; the server is restarting it: retry shortly");
       }
-      conn = conn_;
-      conn->inflight.push_back(&me);
+      Status st = StartLocked();
+      if (!st.ok())
+        return Status::Unavailable("keyd is not running and could not be restarted: " +
+                                   st.message());
     }
-    // Not under mu_: a large frame may block until keyd reads it, and keyd may first
-    // need its earlier replies read (by a caller that takes mu_).
-    Status w = WriteRawFrame(conn->fd, payload);
-    if (!w.ok()) {
-      std::lock_guard<std::mutex> lock(mu_);
-      if (!me.done) FailLocked(conn, w.message());
-    }
+    *conn = conn_;
+    (*conn)->inflight.push_back(me);
   }
+  // Not under mu_: a large frame may block until keyd reads it, and keyd may first
+  // need its earlier replies read (by a caller that takes mu_).
+  Status w = WriteRawFrame((*conn)->fd, payload);
+  if (!w.ok()) {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (!me->done) FailLocked(*conn, w.message());
+  }
+  return Status::Ok();
+}
+
+StatusOr<std::string> KeydProcess::Await(Waiter* me, const std::shared_ptr<Conn>& conn) {
   std::unique_lock<std::mutex> lock(mu_);
-  while (!me.done) {
+  me->waiting = true;
+  while (!me->done) {
     if (conn->reader_active) {
-      me.cv.wait(lock);
+      me->cv.wait(lock);
       continue;
     }
     // No one is reading: read replies, handing each to its caller, until ours is here.
@@ -151,12 +152,28 @@ StatusOr<std::string> KeydProcess::Exchange(std::string_view payload) {
     conn->inflight.pop_front();
     w->reply = std::move(reply);
     w->done = true;
-    if (w != &me) w->cv.notify_one();
+    if (w != me) w->cv.notify_one();
   }
-  // Hand the reading over to the next caller still waiting, if any.
-  if (!conn->reader_active && !conn->inflight.empty()) conn->inflight.front()->cv.notify_one();
+  me->waiting = false;
+  // Hand the reading over to the first caller still waiting, if any (a submitted call
+  // nobody awaits yet cannot read).
+  if (!conn->reader_active) {
+    for (Waiter* w : conn->inflight) {
+      if (w->waiting) {
+        w->cv.notify_one();
+        break;
+      }
+    }
+  }
   lock.unlock();
-  return std::move(me.reply);
+  return std::move(me->reply);
+}
+
+StatusOr<std::string> KeydProcess::Exchange(std::string_view payload) {
+  Waiter me;
+  std::shared_ptr<Conn> conn;
+  TOANI_RETURN_IF_ERROR(Submit(payload, &me, &conn));
+  return Await(&me, conn);
 }
 
 StatusOr<nlohmann::json> KeydProcess::Call(const nlohmann::json& request) {
@@ -172,9 +189,7 @@ StatusOr<nlohmann::json> KeydProcess::Call(const nlohmann::json& request) {
   return reply;
 }
 
-StatusOr<std::string> KeydProcess::CallBinary(std::string_view frame) {
-  if (!IsBinaryFrame(frame)) return Status::InvalidArgument("keyd: not a binary frame");
-  StatusOr<std::string> got = Exchange(frame);
+StatusOr<std::string> KeydProcess::BinaryReply(StatusOr<std::string> got) {
   if (!got.ok()) return got.status();
   const std::string& reply = *got;
   if (!reply.empty() && reply[0] == '{') {  // the JSON error object
@@ -185,6 +200,59 @@ StatusOr<std::string> KeydProcess::CallBinary(std::string_view frame) {
     return st;
   }
   return got;
+}
+
+StatusOr<std::string> KeydProcess::CallBinary(std::string_view frame) {
+  if (!IsBinaryFrame(frame)) return Status::InvalidArgument("keyd: not a binary frame");
+  return BinaryReply(Exchange(frame));
+}
+
+// A submitted binary frame: its Waiter lives here (in the in-flight queue until answered).
+class KeydProcess::Pending final : public KeyServiceClient::PendingCall {
+ public:
+  Pending(KeydProcess* owner, Status early) : early_(std::move(early)), owner_(owner) {}
+  ~Pending() override {
+    if (!awaited_) (void)Await();
+  }
+  StatusOr<std::string> Await() override {
+    if (awaited_) return Status::FailedPrecondition("keyd: reply already taken");
+    awaited_ = true;
+    if (!early_.ok()) return early_;
+    return owner_->BinaryReply(owner_->Await(&waiter_, conn_));
+  }
+  Waiter waiter_;
+  std::shared_ptr<Conn> conn_;
+  Status early_;  // the frame was never queued: this is the answer
+
+ private:
+  KeydProcess* owner_;
+  bool awaited_ = false;
+};
+
+std::unique_ptr<KeyServiceClient::PendingCall> KeydProcess::SubmitBinary(std::string_view frame) {
+  if (!IsBinaryFrame(frame)) {
+    return std::make_unique<Pending>(this, Status::InvalidArgument("keyd: not a binary frame"));
+  }
+  auto p = std::make_unique<Pending>(this, Status::Ok());
+  if (Status st = Submit(frame, &p->waiter_, &p->conn_); !st.ok()) p->early_ = st;
+  return p;
+}
+
+namespace {
+// The synchronous default: the reply is in before SubmitBinary returns.
+class ReadyCall final : public KeyServiceClient::PendingCall {
+ public:
+  explicit ReadyCall(StatusOr<std::string> r) : r_(std::move(r)) {}
+  StatusOr<std::string> Await() override { return std::move(r_); }
+
+ private:
+  StatusOr<std::string> r_;
+};
+}  // namespace
+
+std::unique_ptr<KeyServiceClient::PendingCall> KeyServiceClient::SubmitBinary(
+    std::string_view frame) {
+  return std::make_unique<ReadyCall>(CallBinary(frame));
 }
 
 }  // namespace toani::keyd

@@ -40,6 +40,17 @@ class KeyServiceClient {
   // Sends one binary frame (docs/formats.md §1.1) and returns the binary reply payload;
   // an error reply becomes the error it carried.
   virtual StatusOr<std::string> CallBinary(std::string_view frame) = 0;
+  // A binary call whose frame has been sent; Await returns what CallBinary would have.
+  // Destroying it without Await waits for the reply all the same.
+  class PendingCall {
+   public:
+    virtual ~PendingCall() = default;
+    virtual StatusOr<std::string> Await() = 0;
+  };
+  // Sends a binary frame and returns without waiting for keyd's answer, so that a caller
+  // can queue the next frame behind it (keyd answers frames in the order they were sent).
+  // Await may be called from another thread. This default answers synchronously.
+  virtual std::unique_ptr<PendingCall> SubmitBinary(std::string_view frame);
   // Whether keyd last said it is sealed (no root key). Test doubles: never sealed.
   virtual bool Sealed() const { return false; }
 };
@@ -53,6 +64,7 @@ class KeydProcess : public KeyServiceClient {
   ~KeydProcess() override;
   StatusOr<nlohmann::json> Call(const nlohmann::json& request) override;  // thread-safe
   StatusOr<std::string> CallBinary(std::string_view frame) override;      // thread-safe
+  std::unique_ptr<PendingCall> SubmitBinary(std::string_view frame) override;
   bool Sealed() const override { return sealed_.load(); }
   pid_t pid() const { return pid_.load(); }  // -1 while no keyd runs
 
@@ -63,8 +75,10 @@ class KeydProcess : public KeyServiceClient {
   struct Waiter {
     StatusOr<std::string> reply = Status::Unavailable("keyd: no reply");  // the raw payload
     bool done = false;
+    bool waiting = false;  // its caller is in Await (a submitted call may not be yet)
     std::condition_variable cv;
   };
+  class Pending;
   // The socket to one keyd child; closed when the last caller using it lets go.
   struct Conn {
     explicit Conn(int f) : fd(f) {}
@@ -80,6 +94,13 @@ class KeydProcess : public KeyServiceClient {
   // Writes one frame payload (JSON text or a binary frame) and returns keyd's reply
   // payload, pipelined with other callers on the same socket.
   StatusOr<std::string> Exchange(std::string_view payload);
+  // The two halves of Exchange. Submit queues `me` and writes the frame (an error before
+  // queueing is returned; one after completes `me` with it); Await waits for `me`'s reply,
+  // reading replies for every caller in flight while no one else does.
+  Status Submit(std::string_view payload, Waiter* me, std::shared_ptr<Conn>* conn);
+  StatusOr<std::string> Await(Waiter* me, const std::shared_ptr<Conn>& conn);
+  // A binary reply payload, or the error a JSON error reply carried.
+  StatusOr<std::string> BinaryReply(StatusOr<std::string> got);
 
   const std::string path_, state_dir_;
   const bool dev_;

@@ -106,7 +106,7 @@ json KeyService::Handle(const json& request) {
 std::string KeyService::HandleBinary(std::string_view frame) {
   try {
     std::lock_guard<std::mutex> lock(mu_);
-    if (frame.empty() || static_cast<uint8_t>(frame[0]) != 0x01) {
+    if (!IsBinaryFrame(frame)) {
       return ErrorReply(Status::InvalidArgument("keyd: unknown binary frame type")).dump();
     }
     if (root_.sealed() || !keyring_ || !audit_signer_) {
