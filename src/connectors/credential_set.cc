@@ -35,17 +35,24 @@ StatusOr<const SecretBytes*> CredentialSet::Value(const std::string& field) cons
 }
 
 void CredentialSet::AddDerived(std::string_view value) {
-  if (!value.empty()) derived_.push_back(SecretBytes::Copy(value));
+  if (value.empty()) return;
+  derived_.push_back(SecretBytes::Copy(value));
+  scrubbers_.clear();
 }
 
 std::string CredentialSet::Scrub(std::string_view text) const {
-  std::string out = ScrubSecret(text, whole_);
-  for (const auto& [name, v] : fields_) {
-    // Very short fields ("1", "yes") would redact innocent text; they are covered
-    // by the whole plaintext's forms only.
-    if (v.size() >= 4) out = ScrubSecret(out, v);
+  if (scrubbers_.empty()) {
+    // Same order as before: the whole plaintext, then its fields, then derived values.
+    scrubbers_.emplace_back(whole_);
+    for (const auto& [name, v] : fields_) {
+      // Very short fields ("1", "yes") would redact innocent text; they are covered
+      // by the whole plaintext's forms only.
+      if (v.size() >= 4) scrubbers_.emplace_back(v);
+    }
+    for (const SecretBytes& d : derived_) scrubbers_.emplace_back(d);
   }
-  for (const SecretBytes& d : derived_) out = ScrubSecret(out, d);
+  std::string out(text);
+  for (const SecretScrubber& s : scrubbers_) out = s.Scrub(out);
   return ScrubCredentialShapes(out);
 }
 

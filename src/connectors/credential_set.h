@@ -16,6 +16,7 @@
 
 #include "common/secret.h"
 #include "common/status.h"
+#include "connectors/scrub.h"
 
 namespace toani {
 
@@ -45,6 +46,8 @@ class CredentialSet {
   SecretBytes whole_;
   std::map<std::string, SecretBytes> fields_;
   std::vector<SecretBytes> derived_;
+  // Every secret's scrubbing forms, derived on the first Scrub after a change.
+  mutable std::vector<SecretScrubber> scrubbers_;
 };
 
 }  // namespace toani

@@ -4,6 +4,10 @@
 
 #include <nlohmann/json.hpp>
 
+#include "common/log.h"
+#include "connectors/credential_set.h"
+#include "connectors/scrub.h"
+
 namespace toani {
 namespace {
 
@@ -113,6 +117,34 @@ TEST(ValidateCredentialTest, RefusesHeaderBreakingBytes) {
   EXPECT_FALSE(ValidateCredentialForHeader(SecretBytes()).ok());
   EXPECT_FALSE(ValidateCredentialForHeader(SecretBytes::Copy(std::string_view("a\r\nb"))).ok());
   EXPECT_FALSE(ValidateCredentialForHeader(SecretBytes::Copy(std::string_view("a\0b", 3))).ok());
+}
+
+// The scrubbing forms are derived once per credential (SecretScrubber); a value added
+// after a first Scrub (an OAuth access token) is scrubbed from then on.
+TEST(CredentialSetScrubTest, CachedFormsMatchScrubSecretAndFollowNewDerivedValues) {
+  const std::string whole = R"({"username":"alice-user","password":"s3cr3t-P@ss/word"})";
+  CredentialSet creds(SecretBytes::Copy(whole));
+  const std::string texts[] = {
+      "password=s3cr3t-P%40ss%2Fword&user=alice-user",
+      R"({"echo":"s3cr3t-P@ss\/word"})",
+      "nothing secret here",
+  };
+  for (const std::string& t : texts) {
+    std::string expected = t;
+    expected = ScrubSecret(expected, SecretBytes::Copy(whole));
+    expected = ScrubSecret(expected, SecretBytes::Copy(std::string_view("s3cr3t-P@ss/word")));
+    expected = ScrubSecret(expected, SecretBytes::Copy(std::string_view("alice-user")));
+    EXPECT_EQ(creds.Scrub(t), ScrubCredentialShapes(expected)) << t;
+    EXPECT_EQ(creds.Scrub(t), creds.Scrub(t)) << t;  // the cached forms give the same
+  }
+  EXPECT_EQ(creds.Scrub("value qzx-derived-7788"), "value qzx-derived-7788");
+  creds.AddDerived("qzx-derived-7788");
+  EXPECT_EQ(creds.Scrub("value qzx-derived-7788").find("qzx-derived"), std::string::npos);
+  const SecretScrubber one(SecretBytes::Copy(std::string_view("abcd1234")));
+  EXPECT_EQ(one.Scrub("x abcd1234 YWJjZDEyMzQ= 6162636431323334 y"),
+            ScrubSecret("x abcd1234 YWJjZDEyMzQ= 6162636431323334 y",
+                        SecretBytes::Copy(std::string_view("abcd1234"))));
+  EXPECT_EQ(one.Scrub("x abcd1234 y"), "x [REDACTED] y");
 }
 
 }  // namespace

@@ -271,11 +271,16 @@ void MarkDecodedMatches(std::string_view text, std::span<const uint8_t> secret,
 
 }  // namespace
 
-std::string ScrubSecret(std::string_view text, const SecretBytes& secret) {
-  if (secret.empty() || text.empty()) return std::string(text);
-  const std::span<const uint8_t> raw = secret.UnsafeBytes();
-
+struct SecretScrubber::Forms {
+  SecretBytes raw;
   Needles needles;
+};
+
+SecretScrubber::SecretScrubber(const SecretBytes& secret) : forms_(std::make_unique<Forms>()) {
+  if (secret.empty()) return;
+  forms_->raw = SecretBytes::Copy(secret.UnsafeView());
+  const std::span<const uint8_t> raw = secret.UnsafeBytes();
+  Needles& needles = forms_->needles;
   needles.Add(std::string(secret.UnsafeView()));
   std::string b64 = Base64Encode(raw);
   needles.Add(b64);
@@ -295,18 +300,25 @@ std::string ScrubSecret(std::string_view text, const SecretBytes& secret) {
   std::string json1 = JsonEscape(raw);
   needles.Add(JsonEscape(AsBytes(json1)));  // escaped twice (JSON inside a JSON string)
   needles.Add(std::move(json1));
+}
 
+SecretScrubber::~SecretScrubber() = default;
+SecretScrubber::SecretScrubber(SecretScrubber&&) noexcept = default;
+SecretScrubber& SecretScrubber::operator=(SecretScrubber&&) noexcept = default;
+
+std::string SecretScrubber::Scrub(std::string_view text) const {
+  if (!forms_ || forms_->raw.empty() || text.empty()) return std::string(text);
   // Mark every byte covered by any occurrence, then emit runs of marked bytes as one
   // marker. This handles overlapping needles without caring about their order.
   std::vector<bool> covered(text.size(), false);
-  for (const std::string& needle : needles.list()) {
+  for (const std::string& needle : forms_->needles.list()) {
     for (size_t pos = text.find(needle); pos != std::string_view::npos;
          pos = text.find(needle, pos + 1)) {
       std::fill(covered.begin() + static_cast<std::ptrdiff_t>(pos),
                 covered.begin() + static_cast<std::ptrdiff_t>(pos + needle.size()), true);
     }
   }
-  MarkDecodedMatches(text, raw, covered);
+  MarkDecodedMatches(text, forms_->raw.UnsafeBytes(), covered);
   std::string out;
   out.reserve(text.size());
   for (size_t i = 0; i < text.size();) {
@@ -318,6 +330,11 @@ std::string ScrubSecret(std::string_view text, const SecretBytes& secret) {
     while (i < text.size() && covered[i]) ++i;
   }
   return out;
+}
+
+std::string ScrubSecret(std::string_view text, const SecretBytes& secret) {
+  if (secret.empty() || text.empty()) return std::string(text);
+  return SecretScrubber(secret).Scrub(text);
 }
 
 }  // namespace toani

@@ -3,6 +3,7 @@
 // The list of forms is specified in docs/connector-protocol.md §5.
 #pragma once
 
+#include <memory>
 #include <string>
 #include <string_view>
 
@@ -17,6 +18,21 @@ inline constexpr std::string_view kRedacted = "[REDACTED]";
 // adjacent matches collapse into one marker. An empty secret returns `text` unchanged.
 // Thread-safe (no shared state). Derived forms are wiped before returning.
 std::string ScrubSecret(std::string_view text, const SecretBytes& secret);
+
+// ScrubSecret's forms of one secret, derived once and used for many texts (a response's
+// body, every header name and value); wiped when it goes.
+class SecretScrubber {
+ public:
+  explicit SecretScrubber(const SecretBytes& secret);
+  ~SecretScrubber();
+  SecretScrubber(SecretScrubber&&) noexcept;
+  SecretScrubber& operator=(SecretScrubber&&) noexcept;
+  std::string Scrub(std::string_view text) const;
+
+ private:
+  struct Forms;
+  std::unique_ptr<Forms> forms_;
+};
 
 }  // namespace toani
 
