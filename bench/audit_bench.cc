@@ -24,6 +24,7 @@
 #include "audit/tiles.h"
 #include "common/encoding.h"
 #include "keyd/client.h"
+#include "proc_cpu.h"
 #include "store/audit_store.h"
 
 namespace toani::audit {
@@ -32,20 +33,7 @@ namespace {
 using testing::InProcessKeyd;
 using testing::TempDir;
 
-// CPU time (user + system) a process has used so far, in microseconds.
-double CpuMicros(pid_t pid) {
-  std::ifstream f("/proc/" + std::to_string(pid) + "/stat");
-  std::string stat((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
-  const size_t close = stat.rfind(')');
-  if (close == std::string::npos) return 0;
-  std::istringstream rest(stat.substr(close + 2));
-  std::string field;
-  double ticks = 0;
-  for (int i = 3; i <= 15 && rest >> field; ++i) {
-    if (i == 14 || i == 15) ticks += std::stod(field);  // utime, stime
-  }
-  return ticks * 1e6 / static_cast<double>(::sysconf(_SC_CLK_TCK));
-}
+double CpuMicros(pid_t pid) { return toani::bench::ProcessCpuMs(pid) * 1000.0; }
 
 // One log shared by the threads of a benchmark run.
 struct Shared {

@@ -29,6 +29,7 @@
 #include <vector>
 
 #include "common/encoding.h"
+#include "proc_cpu.h"
 #include "server/https_server.h"
 #include "server/pki.h"
 #include "server_harness.h"
@@ -172,22 +173,7 @@ int ChildNamed(int parent, const std::string& comm) {
   return found;
 }
 
-// CPU time (user + system) a process has used so far, in milliseconds.
-double CpuMs(int pid) {
-  std::ifstream f("/proc/" + std::to_string(pid) + "/stat");
-  std::string stat((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
-  const size_t close = stat.rfind(')');
-  if (close == std::string::npos) return 0;
-  std::istringstream rest(stat.substr(close + 2));
-  std::string field;
-  double utime = 0, stime = 0;
-  // After "(comm) ": state is field 3; utime and stime are fields 14 and 15.
-  for (int i = 3; i <= 15 && rest >> field; ++i) {
-    if (i == 14) utime = std::stod(field);
-    if (i == 15) stime = std::stod(field);
-  }
-  return (utime + stime) * 1000.0 / static_cast<double>(::sysconf(_SC_CLK_TCK));
-}
+using toani::bench::ProcessCpuMs;
 
 std::string Post(const std::string& path, const std::string& body) {
   return "POST " + path + " HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n" +
@@ -269,11 +255,12 @@ int main(int argc, char** argv) {
   Result base = Load(port, pki, conns, seconds, health, 200);
   // CPU per authorize request, server and keyd: what caps throughput on 2 cores,
   // independent of what else the machine is doing.
-  const double server_cpu0 = CpuMs(server_pid), keyd_cpu0 = keyd_pid > 0 ? CpuMs(keyd_pid) : 0;
+  const double server_cpu0 = ProcessCpuMs(server_pid),
+               keyd_cpu0 = keyd_pid > 0 ? ProcessCpuMs(keyd_pid) : 0;
   Result auth = Load(port, pki, conns, seconds, authz, 200);
   const double requests = static_cast<double>(std::max<size_t>(auth.done, 1));
-  const double server_cpu = (CpuMs(server_pid) - server_cpu0) / requests;
-  const double keyd_cpu = keyd_pid > 0 ? (CpuMs(keyd_pid) - keyd_cpu0) / requests : 0;
+  const double server_cpu = (ProcessCpuMs(server_pid) - server_cpu0) / requests;
+  const double keyd_cpu = keyd_pid > 0 ? (ProcessCpuMs(keyd_pid) - keyd_cpu0) / requests : 0;
   std::printf("%-34s %12s %10s %10s %8s\n", "phase", "req/s", "p50 ms", "p99 ms", "failed");
   std::printf("%-34s %12.0f %10.2f %10.2f %8zu\n", "baseline GET /healthz", base.rps, base.p50_ms,
               base.p99_ms, base.failed);

@@ -99,6 +99,48 @@ class AuditLogTest : public ::testing::Test {
     return rows.ok() && rows->size() == 1 ? (*rows)[0].entry : "";
   }
 
+  // Store writes fail now and then while batches are in flight: every failed append says
+  // so, every acknowledged one is in the log at its index, indices stay dense, and the
+  // log verifies when reopened.
+  void FailedWritesLoseNothingAcknowledged() {
+    ASSERT_TRUE(Reopen().ok());
+    flaky_->write_delay_ms = 5;
+    flaky_->fail_every = 3;
+    std::vector<std::thread> ts;
+    std::mutex mu;
+    std::map<uint64_t, std::string> acked;  // index -> reason
+    std::atomic<int> failed{0};
+    for (int t = 0; t < 16; ++t) {
+      ts.emplace_back([&, t] {
+        for (int i = 0; i < 40; ++i) {
+          const std::string reason = std::to_string(t * 1000 + i);
+          auto r = log_->Append({{"type", "test"}, {"tenant", "dev"}, {"reason", reason}});
+          if (!r.ok()) {
+            EXPECT_EQ(r.status().code(), StatusCode::kUnavailable);
+            ++failed;
+            continue;
+          }
+          std::lock_guard<std::mutex> l(mu);
+          EXPECT_TRUE(acked.emplace(r->index, reason).second);
+        }
+      });
+    }
+    for (auto& t : ts) t.join();
+    EXPECT_GT(failed.load(), 0);
+    EXPECT_FALSE(acked.empty());
+    flaky_->fail_every = 0;
+    flaky_->write_delay_ms = 0;
+    const uint64_t size = log_->size();
+    EXPECT_EQ(size, acked.size());  // indices are dense: 0..size-1, each acknowledged once
+    ASSERT_TRUE(log_->Append({{"type", "test"}, {"tenant", "dev"}}).ok());
+    ASSERT_TRUE(Reopen().ok());  // chain, signatures, leaf hashes and tiles all check out
+    EXPECT_EQ(log_->size(), size + 1);
+    for (const auto& [index, reason] : acked) {
+      auto e = nlohmann::json::parse(ReadEntry(index));
+      EXPECT_EQ(e["reason"], reason) << index;
+    }
+  }
+
   TempDir dir_;
   std::unique_ptr<keyd::KeyServiceClient> keyd_;
   std::unique_ptr<AuditSigner> signer_;
@@ -198,52 +240,8 @@ class AuditLogRealKeydTest : public AuditLogTest {
   }
 };
 
-// Store writes fail now and then while batches are in flight: every failed append says
-// so, every acknowledged one is in the log at its index, and the log verifies.
-void FailedWritesScenario(AuditLog* log, FlakyStore* flaky, std::map<uint64_t, std::string>* acked,
-                          int* failed_out) {
-  flaky->write_delay_ms = 5;
-  flaky->fail_every = 3;
-  std::vector<std::thread> ts;
-  std::mutex mu;
-  std::atomic<int> failed{0};
-  for (int t = 0; t < 16; ++t) {
-    ts.emplace_back([&, t] {
-      for (int i = 0; i < 40; ++i) {
-        const std::string reason = std::to_string(t * 1000 + i);
-        auto r = log->Append({{"type", "test"}, {"tenant", "dev"}, {"reason", reason}});
-        if (!r.ok()) {
-          EXPECT_EQ(r.status().code(), StatusCode::kUnavailable);
-          ++failed;
-          continue;
-        }
-        std::lock_guard<std::mutex> l(mu);
-        EXPECT_TRUE(acked->emplace(r->index, reason).second);
-      }
-    });
-  }
-  for (auto& t : ts) t.join();
-  flaky->fail_every = 0;
-  flaky->write_delay_ms = 0;
-  *failed_out = failed.load();
-}
-
 TEST_F(AuditLogRealKeydTest, PipelinedBatchesAfterAFailedWriteAreVoidedAndNothingAckedIsLost) {
-  ASSERT_TRUE(Reopen().ok());
-  std::map<uint64_t, std::string> acked;
-  int failed = 0;
-  FailedWritesScenario(log_.get(), flaky_, &acked, &failed);
-  EXPECT_GT(failed, 0);
-  EXPECT_FALSE(acked.empty());
-  const uint64_t size = log_->size();
-  EXPECT_EQ(size, acked.size());  // dense indices, each acknowledged once
-  ASSERT_TRUE(log_->Append({{"type", "test"}, {"tenant", "dev"}}).ok());
-  ASSERT_TRUE(Reopen().ok());  // chain, signatures, leaf hashes and tiles all check out
-  EXPECT_EQ(log_->size(), size + 1);
-  for (const auto& [index, reason] : acked) {
-    auto e = nlohmann::json::parse(ReadEntry(index));
-    EXPECT_EQ(e["reason"], reason) << index;
-  }
+  FailedWritesLoseNothingAcknowledged();
 }
 
 TEST_F(AuditLogRealKeydTest, ManyWritersThroughKeydGetDenseChainedIndices) {
@@ -387,42 +385,7 @@ TEST_F(AuditLogTest, WriterRefusesABatchThatDoesNotChainFromTheStoredLog) {
 }
 
 TEST_F(AuditLogTest, FailedWritesWithBatchesInFlightLoseNothingAcknowledged) {
-  ASSERT_TRUE(Reopen().ok());
-  flaky_->write_delay_ms = 5;
-  flaky_->fail_every = 3;
-  std::vector<std::thread> ts;
-  std::mutex mu;
-  std::map<uint64_t, std::string> acked;  // index -> reason
-  std::atomic<int> failed{0};
-  for (int t = 0; t < 16; ++t) {
-    ts.emplace_back([&, t] {
-      for (int i = 0; i < 40; ++i) {
-        const std::string reason = std::to_string(t * 1000 + i);
-        auto r = log_->Append({{"type", "test"}, {"tenant", "dev"}, {"reason", reason}});
-        if (!r.ok()) {
-          EXPECT_EQ(r.status().code(), StatusCode::kUnavailable);
-          ++failed;
-          continue;
-        }
-        std::lock_guard<std::mutex> l(mu);
-        EXPECT_TRUE(acked.emplace(r->index, reason).second);
-      }
-    });
-  }
-  for (auto& t : ts) t.join();
-  EXPECT_GT(failed.load(), 0);
-  EXPECT_FALSE(acked.empty());
-  flaky_->fail_every = 0;
-  flaky_->write_delay_ms = 0;
-  const uint64_t size = log_->size();
-  EXPECT_EQ(size, acked.size());  // indices are dense: 0..size-1, each acknowledged once
-  ASSERT_TRUE(log_->Append({{"type", "test"}, {"tenant", "dev"}}).ok());
-  ASSERT_TRUE(Reopen().ok());  // chain, signatures, leaf hashes and tiles all check out
-  EXPECT_EQ(log_->size(), size + 1);
-  for (const auto& [index, reason] : acked) {
-    auto e = nlohmann::json::parse(ReadEntry(index));
-    EXPECT_EQ(e["reason"], reason) << index;
-  }
+  FailedWritesLoseNothingAcknowledged();
 }
 
 TEST_F(AuditLogTest, TamperMatrixEveryByteOfEveryEntryIsDetectedAtStart) {
