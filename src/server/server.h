@@ -51,7 +51,9 @@ struct ServerOptions {
   int request_timeout_seconds = 30;  // handshake, one whole request, keep-alive idle
   double rate_limit_rps = 500;       // per identity; 0 = unlimited
   double rate_limit_burst = 1000;
-  size_t threads = 4;
+  // A request holds its thread while keyd mints and its audit entry is made durable, so
+  // this bounds the requests in progress (docs/performance.md: 16 beat 8 and 32).
+  size_t threads = 16;
   size_t max_connections = 1024;
   // Origins allowed to call /mcp from a browser (a request without Origin is allowed).
   std::vector<std::string> mcp_allowed_origins;
