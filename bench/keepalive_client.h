@@ -63,6 +63,10 @@ class KeepAliveClient {
     return true;
   }
 
+  // One raw request (request line, headers and body) on the connection as it is, with no
+  // reconnect: a load generator counts a dropped connection as a failure.
+  KeepAliveResponse Send(const std::string& raw) { return Once(raw); }
+
   KeepAliveResponse Post(const std::string& path, const std::string& json_body) {
     const std::string raw = "POST " + path +
                             " HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n"

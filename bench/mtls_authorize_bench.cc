@@ -29,6 +29,7 @@
 #include <vector>
 
 #include "common/encoding.h"
+#include "keepalive_client.h"
 #include "proc_cpu.h"
 #include "server/https_server.h"
 #include "server/pki.h"
@@ -40,61 +41,6 @@ namespace {
 using nlohmann::json;
 using toani::testing::ServerHarness;
 using Clock = std::chrono::steady_clock;
-
-class Conn {
- public:
-  Conn(int port, const std::string& pki) {
-    ctx_ = SSL_CTX_new(TLS_client_method());
-    SSL_CTX_set_min_proto_version(ctx_, TLS1_3_VERSION);
-    SSL_CTX_load_verify_locations(ctx_, (pki + "/ca.pem").c_str(), nullptr);
-    SSL_CTX_set_verify(ctx_, SSL_VERIFY_PEER, nullptr);
-    SSL_CTX_use_certificate_chain_file(ctx_, (pki + "/agent.pem").c_str());
-    SSL_CTX_use_PrivateKey_file(ctx_, (pki + "/agent-key.pem").c_str(), SSL_FILETYPE_PEM);
-    fd_ = ::socket(AF_INET, SOCK_STREAM, 0);
-    int one = 1;
-    ::setsockopt(fd_, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-    sockaddr_in sa{};
-    sa.sin_family = AF_INET;
-    sa.sin_port = htons(static_cast<uint16_t>(port));
-    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    ok_ = ::connect(fd_, reinterpret_cast<sockaddr*>(&sa), sizeof sa) == 0;
-    if (!ok_) return;
-    ssl_ = SSL_new(ctx_);
-    SSL_set_fd(ssl_, fd_);
-    ok_ = SSL_connect(ssl_) == 1;
-  }
-  ~Conn() {
-    if (ssl_ != nullptr) SSL_free(ssl_);
-    if (fd_ >= 0) ::close(fd_);
-    SSL_CTX_free(ctx_);
-  }
-  bool ok() const { return ok_; }
-  // One request on the kept-alive connection; returns the status (0 on failure).
-  int Do(const std::string& raw) {
-    if (SSL_write(ssl_, raw.data(), static_cast<int>(raw.size())) <= 0) return 0;
-    buf_.clear();
-    char tmp[16384];
-    for (;;) {
-      int n = SSL_read(ssl_, tmp, sizeof tmp);
-      if (n <= 0) return 0;
-      buf_.append(tmp, static_cast<size_t>(n));
-      size_t head = buf_.find("\r\n\r\n");
-      if (head == std::string::npos) continue;
-      size_t cl = buf_.find("Content-Length: ");
-      if (cl == std::string::npos || cl > head) cl = buf_.find("content-length: ");
-      if (cl == std::string::npos || cl > head) return 0;
-      size_t len = std::stoul(buf_.substr(cl + 16));
-      if (buf_.size() >= head + 4 + len) return std::stoi(buf_.substr(9, 3));
-    }
-  }
-
- private:
-  SSL_CTX* ctx_ = nullptr;
-  SSL* ssl_ = nullptr;
-  int fd_ = -1;
-  bool ok_ = false;
-  std::string buf_;
-};
 
 struct Result {
   double rps = 0, p50_ms = 0, p99_ms = 0;
@@ -110,15 +56,15 @@ Result Load(int port, const std::string& pki, int conns, int seconds, const std:
   auto t0 = Clock::now();
   for (int i = 0; i < conns; ++i) {
     ts.emplace_back([&, i] {
-      Conn c(port, pki);
-      if (!c.ok()) {
+      toani::bench::KeepAliveClient c(port, pki, "agent");
+      if (!c.Connect()) {
         ++failed;
         return;
       }
       auto& mine = lat[static_cast<size_t>(i)];
       while (!stop.load(std::memory_order_relaxed)) {
         auto s = Clock::now();
-        int st = c.Do(raw);
+        const int st = c.Send(raw).status;
         if (st != want_status) {
           ++failed;
           if (st == 0) return;
