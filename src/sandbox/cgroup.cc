@@ -1,6 +1,7 @@
 #include "sandbox/cgroup.h"
 
 #include <signal.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -109,8 +110,26 @@ Status MakeWithLimits(const std::string& dir,
 
 std::atomic<uint64_t> g_counter{0};
 
+// pid and counter, plus 64 random bits: a server killed with SIGKILL leaves its cgroups
+// behind, and a later process with the same pid (pids are reused, and a container has its
+// own) must not collide with them.
 std::string ChildName() {
-  return "toani-sbx-" + std::to_string(::getpid()) + "-" + std::to_string(++g_counter);
+  uint8_t r[8] = {};
+  size_t got = 0;
+  while (got < sizeof r) {
+    const ssize_t n = ::getrandom(r + got, sizeof r - got, 0);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;
+    got += static_cast<size_t>(n);
+  }
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string suffix;
+  for (uint8_t b : r) {
+    suffix.push_back(kHex[b >> 4]);
+    suffix.push_back(kHex[b & 15]);
+  }
+  return "toani-sbx-" + std::to_string(::getpid()) + "-" + std::to_string(++g_counter) + "-" +
+         suffix;
 }
 
 }  // namespace
