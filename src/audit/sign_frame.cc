@@ -4,54 +4,16 @@
 #include <cstring>
 
 #include "common/jcs.h"
+#include "common/wire.h"
 
 namespace toani::audit {
 namespace {
 
 constexpr size_t kMaxFrame = 1 << 20;  // keyd::kMaxFrameBytes (docs/formats.md §1)
 
-void Put16(std::string& out, size_t v) {
-  out.push_back(static_cast<char>((v >> 8) & 0xff));
-  out.push_back(static_cast<char>(v & 0xff));
-}
-void Put32(std::string& out, size_t v) {
-  for (int s = 24; s >= 0; s -= 8) out.push_back(static_cast<char>((v >> s) & 0xff));
-}
-
-class Reader {
- public:
-  explicit Reader(std::string_view s) : s_(s) {}
-  bool Take(size_t n, std::string_view* out) {
-    if (s_.size() - pos_ < n) return false;
-    *out = s_.substr(pos_, n);
-    pos_ += n;
-    return true;
-  }
-  bool U8(uint8_t* v) {
-    std::string_view b;
-    if (!Take(1, &b)) return false;
-    *v = static_cast<uint8_t>(b[0]);
-    return true;
-  }
-  bool U16(size_t* v) {
-    std::string_view b;
-    if (!Take(2, &b)) return false;
-    *v = (size_t{static_cast<uint8_t>(b[0])} << 8) | static_cast<uint8_t>(b[1]);
-    return true;
-  }
-  bool U32(size_t* v) {
-    std::string_view b;
-    if (!Take(4, &b)) return false;
-    *v = 0;
-    for (char c : b) *v = (*v << 8) | static_cast<uint8_t>(c);
-    return true;
-  }
-  bool AtEnd() const { return pos_ == s_.size(); }
-
- private:
-  std::string_view s_;
-  size_t pos_ = 0;
-};
+using wire::Put16;
+using wire::Put32;
+using wire::Reader;
 
 // A JSON walker. Strict: accepts only text it can prove is RFC 8785 canonical without
 // building a tree (ASCII strings with canonical escapes, integers up to 15 digits, no

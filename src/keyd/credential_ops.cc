@@ -125,60 +125,70 @@ StatusOr<json> KeyService::RewrapCredential(const json& req) {
 }
 
 StatusOr<json> KeyService::MintToken(const json& req) {
-  TOANI_ASSIGN_OR_RETURN(std::string tenant, ReqStr(req, "tenant", 128));
-  TOANI_ASSIGN_OR_RETURN(std::string agent, ReqStr(req, "agent", 128));
-  TOANI_ASSIGN_OR_RETURN(std::string user, ReqStr(req, "user", 128));
-  TOANI_ASSIGN_OR_RETURN(int64_t ttl, ReqInt(req, "ttl_seconds"));
-  if (ttl < 1 || ttl > kMaxTtlSeconds)
-    return Status::InvalidArgument("ttl_seconds must be 1..3600");
-  if (tenant.find(':') != std::string::npos || agent.find(':') != std::string::npos) {
-    return Status::InvalidArgument("tenant and agent names cannot contain ':'");
-  }
+  MintRequest r;
+  TOANI_ASSIGN_OR_RETURN(r.tenant, ReqStr(req, "tenant", 128));
+  TOANI_ASSIGN_OR_RETURN(r.agent, ReqStr(req, "agent", 128));
+  TOANI_ASSIGN_OR_RETURN(r.user, ReqStr(req, "user", 128));
+  TOANI_ASSIGN_OR_RETURN(r.ttl_seconds, ReqInt(req, "ttl_seconds"));
   if (!req.contains("claims") || !req["claims"].is_object())
     return Status::InvalidArgument("missing object 'claims'");
   const json& in = req["claims"];
-  for (const char* k : {"policy_id", "action", "params_hash"}) {
+  for (auto [k, out] : {std::pair{"policy_id", &r.policy_id}, std::pair{"action", &r.action},
+                        std::pair{"params_hash", &r.params_hash}}) {
     if (!in.contains(k) || !in[k].is_string())
       return Status::InvalidArgument(std::string("claims.") + k + " missing");
+    *out = in[k].get<std::string>();
   }
+  if (in.contains("policy_version") && in["policy_version"].is_number_integer())
+    r.policy_version = in["policy_version"].get<int64_t>();
+  if (in.contains("risk_tier") && in["risk_tier"].is_string()) r.risk_tier = in["risk_tier"];
+  r.hitl = in.contains("hitl") && in["hitl"].is_object() ? in["hitl"] : NoApprovalHitl();
   if (!in.contains("cred") || !in["cred"].is_array())
     return Status::InvalidArgument("claims.cred must be an array");
   for (const auto& c : in["cred"]) {
     if (!c.is_string()) return Status::InvalidArgument("claims.cred must hold strings");
+    r.cred.push_back(c.get<std::string>());
   }
+  TOANI_ASSIGN_OR_RETURN(MintedToken t, Mint(r));
+  return json{{"token", std::move(t.token)}, {"jti", std::move(t.jti)}, {"exp", std::move(t.exp)}};
+}
+
+StatusOr<MintedToken> KeyService::Mint(const MintRequest& r) {
+  if (r.ttl_seconds < 1 || r.ttl_seconds > kMaxTtlSeconds)
+    return Status::InvalidArgument("ttl_seconds must be 1..3600");
+  if (r.tenant.find(':') != std::string::npos || r.agent.find(':') != std::string::npos) {
+    return Status::InvalidArgument("tenant and agent names cannot contain ':'");
+  }
+  if (!r.hitl.is_object()) return Status::InvalidArgument("claims.hitl must be an object");
   uint8_t jti_raw[16];
   randombytes_buf(jti_raw, sizeof jti_raw);
-  std::string jti = Base64UrlEncode(std::span<const uint8_t>(jti_raw, 16));
-  SysTime now = opts_.clock();
-  SysTime exp = now + std::chrono::seconds(ttl);
-  json hitl = json{{"confirmed", false}, {"approvers", json::array()}, {"proof", nullptr}};
-  if (in.contains("hitl") && in["hitl"].is_object()) hitl = in["hitl"];
-  json claims = {
-      {"jti", jti},
-      {"iss", "toani-keyd"},
-      {"sub", tenant + ":" + agent + ":" + user},
-      {"iat", FormatRfc3339(now)},
-      {"nbf", FormatRfc3339(now)},
-      {"exp", FormatRfc3339(exp)},
-      {"policy_id", in["policy_id"]},
-      {"policy_version", in.contains("policy_version") && in["policy_version"].is_number_integer()
-                             ? in["policy_version"]
-                             : json(0)},
-      {"action", in["action"]},
-      {"params_hash", in["params_hash"]},
-      {"risk_tier",
-       in.contains("risk_tier") && in["risk_tier"].is_string() ? in["risk_tier"] : json("low")},
-      {"hitl", hitl},
-      {"cred", in["cred"]},
-      {"tee", {{"measurement", opts_.measurement}, {"simulated", true}}}};
-  TOANI_ASSIGN_OR_RETURN(const TenantKey* tk, keyring_->Current(tenant));
+  MintedToken out;
+  out.jti = Base64UrlEncode(std::span<const uint8_t>(jti_raw, 16));
+  const SysTime now = opts_.clock();
+  const std::string iat = FormatRfc3339(now);
+  out.exp = FormatRfc3339(now + std::chrono::seconds(r.ttl_seconds));
+  json claims = {{"jti", out.jti},
+                 {"iss", "toani-keyd"},
+                 {"sub", r.tenant + ":" + r.agent + ":" + r.user},
+                 {"iat", iat},
+                 {"nbf", iat},
+                 {"exp", out.exp},
+                 {"policy_id", r.policy_id},
+                 {"policy_version", r.policy_version},
+                 {"action", r.action},
+                 {"params_hash", r.params_hash},
+                 {"risk_tier", r.risk_tier},
+                 {"hitl", r.hitl},
+                 {"cred", r.cred},
+                 {"tee", {{"measurement", opts_.measurement}, {"simulated", true}}}};
+  TOANI_ASSIGN_OR_RETURN(const TenantKey* tk, keyring_->Current(r.tenant));
   auto payload = TryCanonicalizeJson(claims);
   if (!payload.ok()) return Status::InvalidArgument("claims are not valid JSON text");
-  std::string footer = json{{"kid", tk->kid}}.dump();
-  TOANI_ASSIGN_OR_RETURN(std::string token, crypto::PasetoV4LocalEncrypt(
-                                                tk->token_key, *payload, footer,
-                                                ImplicitAssertion(opts_.measurement, tenant)));
-  return json{{"token", token}, {"jti", jti}, {"exp", FormatRfc3339(exp)}};
+  const std::string footer = "{\"kid\":" + json(tk->kid).dump() + "}";
+  TOANI_ASSIGN_OR_RETURN(
+      out.token, crypto::PasetoV4LocalEncrypt(tk->token_key, *payload, footer,
+                                              ImplicitAssertion(opts_.measurement, r.tenant)));
+  return out;
 }
 
 StatusOr<json> KeyService::VerifyToken(const std::string& tenant, const std::string& token) {

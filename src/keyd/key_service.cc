@@ -114,6 +114,12 @@ std::string KeyService::HandleBinary(std::string_view frame) {
                  Status::Unavailable("keyd is sealed: unseal it with `toani operator unseal`"))
           .dump();
     }
+    if (static_cast<uint8_t>(frame[0]) == kMintRequest) {
+      StatusOr<MintRequest> req = DecodeMintRequest(frame);
+      StatusOr<MintedToken> t = req.ok() ? Mint(*req) : StatusOr<MintedToken>(req.status());
+      if (!t.ok()) return ErrorReply(t.status()).dump();
+      return EncodeMintReply(*t);
+    }
     StatusOr<std::string> r = audit_signer_->SignBatch(frame);
     if (!r.ok()) return ErrorReply(r.status()).dump();
     return std::move(r).value();

@@ -22,6 +22,7 @@
 #include "keyd/audit_signer.h"
 #include "keyd/keyring.h"
 #include "keyd/root_custody.h"
+#include "keyd/token_frame.h"
 
 namespace toani::keyd {
 
@@ -40,8 +41,8 @@ class KeyService {
   // Dispatches one request (docs/formats.md §1) and returns its reply; never throws,
   // never aborts on bad input. Thread-safe (one op at a time).
   nlohmann::json Handle(const nlohmann::json& request);
-  // Dispatches one binary frame (docs/formats.md §1.1: its first byte is the type) and
-  // returns the reply payload: a binary reply, or the JSON error object, dumped.
+  // Dispatches one binary frame (docs/formats.md §1.1–§1.3: its first byte is the type)
+  // and returns the reply payload: a binary reply, or the JSON error object, dumped.
   std::string HandleBinary(std::string_view frame);
 
   // The PASERK k4.lid of a v4.local key (exposed for the vector test).
@@ -73,7 +74,8 @@ class KeyService {
   // credential_ops.cc: credentials and tokens
   StatusOr<nlohmann::json> ImportCredential(const nlohmann::json& req);
   StatusOr<nlohmann::json> RewrapCredential(const nlohmann::json& req);
-  StatusOr<nlohmann::json> MintToken(const nlohmann::json& req);
+  StatusOr<nlohmann::json> MintToken(const nlohmann::json& req);  // the JSON op
+  StatusOr<MintedToken> Mint(const MintRequest& req);             // both forms of token.mint
   StatusOr<nlohmann::json> VerifyTokenOp(const nlohmann::json& req);
   StatusOr<nlohmann::json> ReleaseCredential(const nlohmann::json& req);
   StatusOr<nlohmann::json> VerifyWebhookOp(const nlohmann::json& req);

@@ -218,6 +218,130 @@ TEST_F(KeyServiceTest, RootKeyAndTenantKeysPersistAcrossRestarts) {
   EXPECT_TRUE(fs::exists(dir_.path / "keyring.json"));
 }
 
+MintRequest SampleMint() {
+  MintRequest r;
+  r.tenant = "dev";
+  r.agent = "a";
+  r.user = "u";
+  r.ttl_seconds = 60;
+  r.policy_id = "p";
+  r.policy_version = 1;
+  r.action = "x";
+  r.params_hash = "sha256:00";
+  r.risk_tier = "high";
+  r.hitl = NoApprovalHitl();
+  r.cred = {"cred_1"};
+  return r;
+}
+
+TEST(TokenMintFrame, RoundTripsEveryField) {
+  MintRequest r = SampleMint();
+  r.user = "alice@example.com";
+  r.policy_version = (int64_t{1} << 53) - 1;
+  r.hitl = {{"confirmed", true}, {"approvers", {"spiffe://x/a"}}, {"proof", "sha256:ab"}};
+  r.cred = {"cred_1", "cred_2"};
+  auto f = EncodeMintRequest(r);
+  ASSERT_TRUE(f.ok()) << f.status().ToString();
+  EXPECT_EQ(static_cast<uint8_t>((*f)[0]), kMintRequest);
+  auto d = DecodeMintRequest(*f);
+  ASSERT_TRUE(d.ok()) << d.status().ToString();
+  EXPECT_EQ(d->tenant, r.tenant);
+  EXPECT_EQ(d->agent, r.agent);
+  EXPECT_EQ(d->user, r.user);
+  EXPECT_EQ(d->ttl_seconds, r.ttl_seconds);
+  EXPECT_EQ(d->policy_id, r.policy_id);
+  EXPECT_EQ(d->policy_version, r.policy_version);
+  EXPECT_EQ(d->action, r.action);
+  EXPECT_EQ(d->params_hash, r.params_hash);
+  EXPECT_EQ(d->risk_tier, r.risk_tier);
+  EXPECT_EQ(d->hitl, r.hitl);
+  EXPECT_EQ(d->cred, r.cred);
+  // No approval travels as an empty hitl field and comes back as the default object.
+  auto plain = EncodeMintRequest(SampleMint());
+  ASSERT_TRUE(plain.ok());
+  EXPECT_LT(plain->size(), f->size());
+  EXPECT_EQ(DecodeMintRequest(*plain)->hitl, NoApprovalHitl());
+
+  MintedToken t{"v4.local.abc", std::string(22, 'j'), "2026-11-22T12:00:00Z"};
+  auto back = DecodeMintReply(EncodeMintReply(t));
+  ASSERT_TRUE(back.ok());
+  EXPECT_EQ(back->token, t.token);
+  EXPECT_EQ(back->jti, t.jti);
+  EXPECT_EQ(back->exp, t.exp);
+}
+
+TEST(TokenMintFrame, RefusesEveryTruncationTrailingBytesAndOutOfRangeValues) {
+  MintRequest r = SampleMint();
+  r.hitl = {{"confirmed", true}, {"approvers", json::array()}, {"proof", nullptr}};
+  const std::string f = *EncodeMintRequest(r);
+  for (size_t n = 0; n < f.size(); ++n)
+    EXPECT_FALSE(DecodeMintRequest(f.substr(0, n)).ok()) << "truncated to " << n;
+  EXPECT_FALSE(DecodeMintRequest(f + "x").ok());
+  std::string wrong_type = f;
+  wrong_type[0] = 0x01;
+  EXPECT_FALSE(DecodeMintRequest(wrong_type).ok());
+  std::string ttl0 = f;  // bytes 1..2: ttl_seconds
+  ttl0[1] = 0, ttl0[2] = 0;
+  EXPECT_FALSE(DecodeMintRequest(ttl0).ok());
+  std::string ttl_big = f;
+  ttl_big[1] = 0x0e, ttl_big[2] = 0x11;  // 3601
+  EXPECT_FALSE(DecodeMintRequest(ttl_big).ok());
+  std::string version_big = f;                   // bytes 3..10: policy_version
+  version_big[3] = 0x00, version_big[4] = 0x20;  // 2^53
+  EXPECT_FALSE(DecodeMintRequest(version_big).ok());
+  // A hitl that is not a JSON object.
+  MintRequest arr = SampleMint();
+  arr.hitl = json::array({1});
+  EXPECT_FALSE(EncodeMintRequest(arr).ok());
+  std::string hitl_array = *EncodeMintRequest(SampleMint());
+  const size_t hitl_at = hitl_array.size() - 2 - 2 - 6 - 4;  // count, str16 "cred_1", length
+  ASSERT_EQ(hitl_array.substr(hitl_at, 4), std::string(4, '\0'));
+  hitl_array = hitl_array.substr(0, hitl_at) + std::string("\0\0\0\x02", 4) + "[]" +
+               hitl_array.substr(hitl_at + 4);
+  EXPECT_FALSE(DecodeMintRequest(hitl_array).ok());
+  // Empty and overlong fields cannot be encoded, and are refused when decoded.
+  MintRequest empty = SampleMint();
+  empty.action = "";
+  EXPECT_FALSE(EncodeMintRequest(empty).ok());
+  MintRequest long_tenant = SampleMint();
+  long_tenant.tenant = std::string(129, 't');
+  EXPECT_FALSE(EncodeMintRequest(long_tenant).ok());
+  // A reply must be exact too.
+  const std::string reply =
+      EncodeMintReply({"v4.local.abc", std::string(22, 'j'), std::string(20, 'e')});
+  for (size_t n = 0; n < reply.size(); ++n) EXPECT_FALSE(DecodeMintReply(reply.substr(0, n)).ok());
+  EXPECT_FALSE(DecodeMintReply(reply + "x").ok());
+}
+
+// The binary frame (what the server sends) and the JSON op mint the same claims.
+TEST_F(KeyServiceTest, BinaryMintMintsWhatTheJsonOpMints) {
+  json byjson = Mint();
+  ASSERT_TRUE(byjson["ok"].get<bool>()) << byjson.dump();
+  MintRequest r = SampleMint();
+  r.risk_tier = "low";  // the JSON op's default, as Mint() sends none
+  std::string reply = svc_->HandleBinary(*EncodeMintRequest(r));
+  ASSERT_EQ(static_cast<uint8_t>(reply[0]), kMintReply) << reply;
+  auto t = DecodeMintReply(reply);
+  ASSERT_TRUE(t.ok());
+  json a = svc_->Handle({{"op", "token.verify"}, {"tenant", "dev"}, {"token", byjson["token"]}});
+  json b = svc_->Handle({{"op", "token.verify"}, {"tenant", "dev"}, {"token", t->token}});
+  ASSERT_TRUE(a["ok"].get<bool>() && b["ok"].get<bool>()) << a.dump() << b.dump();
+  EXPECT_EQ(b["claims"]["jti"], t->jti);
+  EXPECT_EQ(b["claims"]["exp"], t->exp);
+  EXPECT_NE(a["claims"]["jti"], b["claims"]["jti"]);
+  for (json* c : {&a["claims"], &b["claims"]}) c->erase("jti");
+  EXPECT_EQ(a["claims"], b["claims"]);
+  // Its rules are the JSON op's: a ':' in the agent is refused, nothing minted.
+  MintRequest colon = SampleMint();
+  colon.agent = "a:b";
+  json err = json::parse(svc_->HandleBinary(*EncodeMintRequest(colon)));
+  EXPECT_FALSE(err["ok"].get<bool>());
+  EXPECT_EQ(err["error"]["code"], "invalid-argument");
+  // A malformed frame gets an error reply, not a token.
+  json bad = json::parse(svc_->HandleBinary(std::string("\x03\x00", 2)));
+  EXPECT_EQ(bad["error"]["code"], "invalid-argument");
+}
+
 TEST(KeydProcessTest, SpawnsAndAnswersOverSocket) {
   TempDir dir;
   std::string keyd = std::string(TOANI_BUILD_DIR) + "/bin/toani-keyd";
@@ -229,6 +353,19 @@ TEST(KeydProcessTest, SpawnsAndAnswersOverSocket) {
   auto bad = (*p)->Call({{"op", "token.verify"}, {"tenant", "dev"}, {"token", "v4.local.AAAA"}});
   EXPECT_FALSE(bad.ok());
   EXPECT_EQ(bad.status().code(), StatusCode::kUnauthenticated);
+  // The binary token.mint frame over the socket: a token that verifies; a malformed
+  // frame is refused and keyd reads on.
+  auto minted = (*p)->CallBinary(*EncodeMintRequest(SampleMint()));
+  ASSERT_TRUE(minted.ok()) << minted.status().ToString();
+  auto t = DecodeMintReply(*minted);
+  ASSERT_TRUE(t.ok());
+  auto v = (*p)->Call({{"op", "token.verify"}, {"tenant", "dev"}, {"token", t->token}});
+  ASSERT_TRUE(v.ok()) << v.status().ToString();
+  EXPECT_EQ((*v)["claims"]["jti"], t->jti);
+  EXPECT_EQ((*v)["claims"]["risk_tier"], "high");
+  auto refused = (*p)->CallBinary(std::string("\x03\x00\x3c", 3));
+  EXPECT_EQ(refused.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_TRUE((*p)->Call({{"op", "status"}}).ok());
 }
 
 // The key boundary may link only libsodium and libcrypto (plus the C/C++ runtime).

@@ -124,7 +124,8 @@ int main(int argc, char** argv) {
       (void)toani::keyd::WriteFrame(fd, toani::keyd::ErrorReply(frame.status()));
       return 1;  // framing is broken: the stream cannot be resynchronised
     }
-    if (toani::keyd::IsBinaryFrame(*frame)) {  // audit.sign_batch (docs/formats.md §1.1)
+    if (toani::keyd::IsBinaryFrame(
+            *frame)) {  // audit.sign_batch*, token.mint (formats.md §1.1–§1.3)
       std::string reply = (*svc)->HandleBinary(*frame);
       toani::SecureWipe(frame->data(), frame->size());  // user names
       if (!toani::keyd::WriteRawFrame(fd, reply).ok()) return 0;

@@ -25,9 +25,10 @@ Status WriteRawFrame(int fd, std::string_view payload);
 StatusOr<std::string> ReadRawFrame(int fd);
 // True when a payload is a binary frame (its first byte is not part of JSON text).
 inline bool IsBinaryFrame(std::string_view payload) {
-  // 0x01 audit.sign_batch, 0x02 audit.sign_batch_next (formats.md §1.1, §1.2).
-  return !payload.empty() && (static_cast<unsigned char>(payload[0]) == 0x01 ||
-                              static_cast<unsigned char>(payload[0]) == 0x02);
+  // 0x01 audit.sign_batch, 0x02 audit.sign_batch_next, 0x03 token.mint (formats.md
+  // §1.1–§1.3).
+  return !payload.empty() && static_cast<unsigned char>(payload[0]) >= 0x01 &&
+         static_cast<unsigned char>(payload[0]) <= 0x03;
 }
 
 // The pure decoders ReadFrame uses (also the fuzz targets' entry points).

@@ -73,7 +73,8 @@ json ApprovalJson(const store::ApprovalRecord& r) {
 json PolicyPlane::ApprovalRecordJson(const store::ApprovalRecord& r) {
   json approvers = json::array();
   for (const auto& d : r.decisions) {
-    approvers.push_back({{"approver", d.approver}, {"decision", d.decision}, {"decided_at", d.decided_at}});
+    approvers.push_back(
+        {{"approver", d.approver}, {"decision", d.decision}, {"decided_at", d.decided_at}});
   }
   return {{"type", "toani.approval.v1"},
           {"approval_id", r.id},
@@ -94,34 +95,37 @@ std::string PolicyPlane::ApprovalProof(const store::ApprovalRecord& r) {
   return "sha256:" + crypto::Sha256Hex(CanonicalizeJson(ApprovalRecordJson(r)));
 }
 
-StatusOr<json> PolicyPlane::MintToken(const Caller& c, const policy::Policy& p,
-                                      const policy::ActionSpec& a, const std::string& params_hash,
-                                      const std::string& user, const json& hitl) {
-  json claims = {{"policy_id", p.policy_id},
-                 {"policy_version", p.version},
-                 {"action", a.name},
-                 {"params_hash", params_hash},
-                 {"risk_tier", a.risk_tier},
-                 {"hitl", hitl},
-                 {"cred", {a.credential_id}}};
-  return d_.keyd->Call({{"op", "token.mint"},
-                        {"tenant", c.tenant},
-                        {"agent", c.name},
-                        {"user", user.empty() ? "-" : user},
-                        {"ttl_seconds", a.token_ttl_seconds},
-                        {"claims", claims}});
+StatusOr<keyd::MintedToken> PolicyPlane::MintToken(const Caller& c, const policy::Policy& p,
+                                                   const policy::ActionSpec& a,
+                                                   const std::string& params_hash,
+                                                   const std::string& user, const json& hitl) {
+  // The binary token.mint frame (docs/formats.md §1.3): on every allowed authorize.
+  keyd::MintRequest r;
+  r.tenant = c.tenant;
+  r.agent = c.name;
+  r.user = user.empty() ? "-" : user;
+  r.ttl_seconds = a.token_ttl_seconds;
+  r.policy_id = p.policy_id;
+  r.policy_version = p.version;
+  r.action = a.name;
+  r.params_hash = params_hash;
+  r.risk_tier = a.risk_tier;
+  r.hitl = hitl;
+  r.cred = {a.credential_id};
+  TOANI_ASSIGN_OR_RETURN(std::string frame, keyd::EncodeMintRequest(r));
+  TOANI_ASSIGN_OR_RETURN(std::string reply, d_.keyd->CallBinary(frame));
+  return keyd::DecodeMintReply(reply);
 }
 
 HttpResponse PolicyPlane::Authorize(const Caller& c, const json& body) {
   if (!c.Has(Role::kAgent))
     return Problem(Status::PermissionDenied("only agents authorize actions"));
-  if (!body.contains("action") || !body["action"].is_string() || body["action"].get<std::string>().empty() ||
-      body["action"].get<std::string>().size() > 128) {
+  if (!body.contains("action") || !body["action"].is_string() ||
+      body["action"].get<std::string>().empty() || body["action"].get<std::string>().size() > 128) {
     return Problem(Status::InvalidArgument("field 'action' must be a non-empty string"));
   }
   const std::string action = body["action"];
-  if (!body.contains("params"))
-    return Problem(Status::InvalidArgument("missing field 'params'"));
+  if (!body.contains("params")) return Problem(Status::InvalidArgument("missing field 'params'"));
   const json& params = body["params"];
   if (!params.is_object())
     return Problem(Status::InvalidArgument("field 'params' must be a JSON object"));
@@ -133,8 +137,10 @@ HttpResponse PolicyPlane::Authorize(const Caller& c, const json& body) {
   }
   std::string proof;
   if (body.contains("identity_proof")) {
-    if (!body["identity_proof"].is_string() || body["identity_proof"].get<std::string>().size() > 8192)
-      return Problem(Status::InvalidArgument("field 'identity_proof' must be a PASETO v4.public token"));
+    if (!body["identity_proof"].is_string() ||
+        body["identity_proof"].get<std::string>().size() > 8192)
+      return Problem(
+          Status::InvalidArgument("field 'identity_proof' must be a PASETO v4.public token"));
     proof = body["identity_proof"];
   }
   // toani_decisions_total{decision}: one count per well-formed authorize request, by what
@@ -229,8 +235,7 @@ HttpResponse PolicyPlane::Authorize(const Caller& c, const json& body) {
                               {"params_hash", params_hash},
                               {"policy", {{"id", pol.policy_id}, {"version", pol.version}}}});
   }
-  auto minted = MintToken(c, pol, a, params_hash, d.user,
-                          {{"confirmed", false}, {"approvers", json::array()}, {"proof", nullptr}});
+  auto minted = MintToken(c, pol, a, params_hash, d.user, keyd::NoApprovalHitl());
   if (!minted.ok()) return Problem(minted.status());
   // The token is handed out only once its authorization is durable in the log.
   auto entry = d_.audit->Append({{"type", "action.authorized"},
@@ -240,15 +245,15 @@ HttpResponse PolicyPlane::Authorize(const Caller& c, const json& body) {
                                  {"params_hash", params_hash},
                                  {"policy_id", pol.policy_id},
                                  {"policy_version", pol.version},
-                                 {"jti", (*minted)["jti"]},
+                                 {"jti", minted->jti},
                                  {"reason", d.reason},
                                  {"tee", Tee()}});
   if (!entry.ok()) return Problem(entry.status());
   counted.decision = "allow";
   return JsonResponse(200, {{"decision", "allow"},
                             {"reason", d.reason},
-                            {"token", (*minted)["token"]},
-                            {"expires_at", (*minted)["exp"]},
+                            {"token", minted->token},
+                            {"expires_at", minted->exp},
                             {"params_hash", params_hash},
                             {"policy", {{"id", pol.policy_id}, {"version", pol.version}}}});
 }
@@ -257,7 +262,8 @@ HttpResponse PolicyPlane::ListApprovals(const Caller& c, const HttpRequest& req)
   if (!c.Has(Role::kApprover) && !c.Has(Role::kAuditor))
     return Problem(Status::PermissionDenied("approver or auditor role required"));
   std::string status = "pending";
-  if (auto it = req.query.find("status"); it != req.query.end()) status = it->second == "all" ? "" : it->second;
+  if (auto it = req.query.find("status"); it != req.query.end())
+    status = it->second == "all" ? "" : it->second;
   static const char* kStatuses[] = {"", "pending", "approved", "denied", "expired", "redeemed"};
   bool ok = false;
   for (const char* s : kStatuses) ok = ok || status == s;
@@ -308,14 +314,13 @@ HttpResponse PolicyPlane::DecideApproval(const Caller& c, const std::string& id,
   }
   const SysTime now = d_.clock();
   store::ApprovalDecisionRecord dec{c.spiffe_id, verb, FormatRfc3339(now), comment};
-  auto r = d_.approvals->Decide(c.tenant, id, dec, UnixSeconds(now),
-                                [](const store::ApprovalRecord& rec) -> StatusOr<std::string> {
-                                  return ApprovalProof(rec);
-                                });
+  auto r = d_.approvals->Decide(
+      c.tenant, id, dec, UnixSeconds(now),
+      [](const store::ApprovalRecord& rec) -> StatusOr<std::string> { return ApprovalProof(rec); });
   if (!r.ok()) {
     if (r.status().code() == StatusCode::kAlreadyExists) {
-      return Problem(Status::FailedPrecondition(
-          "you already decided on approval " + id + ": approvers must be distinct"));
+      return Problem(Status::FailedPrecondition("you already decided on approval " + id +
+                                                ": approvers must be distinct"));
     }
     return Problem(r.status());
   }
@@ -339,20 +344,24 @@ HttpResponse PolicyPlane::PollToken(const Caller& c, const std::string& id) {
   if (!c.Has(Role::kAgent)) return Problem(Status::PermissionDenied("only agents poll for tokens"));
   auto cur = d_.approvals->GetApproval(c.tenant, id);
   if (!cur.ok()) return Problem(cur.status());
-  if (cur->requester != c.spiffe_id) return Problem(Status::NotFound("approval " + id + " not found"));
+  if (cur->requester != c.spiffe_id)
+    return Problem(Status::NotFound("approval " + id + " not found"));
   auto polled = d_.approvals->Poll(c.tenant, id, UnixSeconds(d_.clock()));
   if (!polled.ok()) return Problem(polled.status());
   const store::ApprovalRecord& r = polled->record;
-  if (r.status == "expired") return CibaError("expired_token", "approval " + id + " expired before approvers decided");
+  if (r.status == "expired")
+    return CibaError("expired_token", "approval " + id + " expired before approvers decided");
   if (r.status == "denied") return CibaError("access_denied", "an approver denied approval " + id);
   if (r.status == "redeemed")
     return CibaError("invalid_grant", "a token was already issued for approval " + id);
   if (polled->slow_down)
-    return CibaError("slow_down", "polling too fast: wait " + std::to_string(r.poll_interval) + " s",
+    return CibaError("slow_down",
+                     "polling too fast: wait " + std::to_string(r.poll_interval) + " s",
                      r.poll_interval);
   if (r.status == "pending")
     return CibaError("authorization_pending", "approvers have not decided yet", r.poll_interval);
-  if (r.status != "approved") return Problem(Status::Internal("approval in unknown state " + r.status));
+  if (r.status != "approved")
+    return Problem(Status::Internal("approval in unknown state " + r.status));
   // The approval binds the policy version: a newer version means approvers did not
   // see what now applies, so the request must be made again.
   auto policies = CurrentPolicies(c.tenant);
@@ -367,7 +376,8 @@ HttpResponse PolicyPlane::PollToken(const Caller& c, const std::string& id) {
                                           "): ask again");
   }
   auto ait = pol->actions.find(r.action);
-  if (ait == pol->actions.end()) return CibaError("access_denied", "the action is gone from the policy");
+  if (ait == pol->actions.end())
+    return CibaError("access_denied", "the action is gone from the policy");
   // The stored proof must be the hash of the record rebuilt from the stored fields.
   if (ApprovalProof(r) != r.proof)
     return Problem(Status::Internal("approval record does not match its proof"));
@@ -384,24 +394,24 @@ HttpResponse PolicyPlane::PollToken(const Caller& c, const std::string& id) {
   json hitl = {{"confirmed", true}, {"approvers", approvers}, {"proof", r.proof}};
   auto minted = MintToken(c, *pol, ait->second, r.params_hash, r.user == "-" ? "" : r.user, hitl);
   if (!minted.ok()) return Problem(minted.status());
-  auto entry = d_.audit->Append({{"type", "action.authorized"},
-                                 {"tenant", c.tenant},
-                                 {"actor", c.spiffe_id},
-                                 {"action", r.action},
-                                 {"params_hash", r.params_hash},
-                                 {"policy_id", r.policy_id},
-                                 {"policy_version", r.policy_version},
-                                 {"jti", (*minted)["jti"]},
-                                 {"approval_id", id},
-                                 {"hitl_proof", r.proof},
-                                 {"approval_record", ApprovalRecordJson(r)},
-                                 {"reason", "approved by " + std::to_string(approvers.size()) +
-                                                " distinct approver(s)"},
-                                 {"tee", Tee()}});
+  auto entry = d_.audit->Append(
+      {{"type", "action.authorized"},
+       {"tenant", c.tenant},
+       {"actor", c.spiffe_id},
+       {"action", r.action},
+       {"params_hash", r.params_hash},
+       {"policy_id", r.policy_id},
+       {"policy_version", r.policy_version},
+       {"jti", minted->jti},
+       {"approval_id", id},
+       {"hitl_proof", r.proof},
+       {"approval_record", ApprovalRecordJson(r)},
+       {"reason", "approved by " + std::to_string(approvers.size()) + " distinct approver(s)"},
+       {"tee", Tee()}});
   if (!entry.ok()) return Problem(entry.status());
   return JsonResponse(200, {{"decision", "allow"},
-                            {"token", (*minted)["token"]},
-                            {"expires_at", (*minted)["exp"]},
+                            {"token", minted->token},
+                            {"expires_at", minted->exp},
                             {"params_hash", r.params_hash},
                             {"hitl", hitl},
                             {"policy", {{"id", r.policy_id}, {"version", r.policy_version}}}});

@@ -14,6 +14,7 @@
 #include "audit/log.h"
 #include "common/time.h"
 #include "keyd/client.h"
+#include "keyd/token_frame.h"
 #include "policy/decide.h"
 #include "policy/policy.h"
 #include "server/approval_webhook.h"
@@ -78,9 +79,9 @@ class PolicyPlane {
 
   policy::DecisionEnv Env(const std::string& tenant, bool dry_run);
   nlohmann::json Tee() const;
-  StatusOr<nlohmann::json> MintToken(const Caller& c, const policy::Policy& p,
-                                     const policy::ActionSpec& a, const std::string& params_hash,
-                                     const std::string& user, const nlohmann::json& hitl);
+  StatusOr<keyd::MintedToken> MintToken(const Caller& c, const policy::Policy& p,
+                                        const policy::ActionSpec& a, const std::string& params_hash,
+                                        const std::string& user, const nlohmann::json& hitl);
 
   PolicyPlaneDeps d_;
   std::mutex cache_mu_;
