@@ -203,7 +203,9 @@ int main(int argc, char** argv) {
   // independent of what else the machine is doing.
   const double server_cpu0 = ProcessCpuMs(server_pid),
                keyd_cpu0 = keyd_pid > 0 ? ProcessCpuMs(keyd_pid) : 0;
+  const toani::bench::MachineCpu machine0 = toani::bench::ReadMachineCpu();
   Result auth = Load(port, pki, conns, seconds, authz, 200);
+  const double steal = toani::bench::StealPercent(machine0, toani::bench::ReadMachineCpu());
   const double requests = static_cast<double>(std::max<size_t>(auth.done, 1));
   const double server_cpu = (ProcessCpuMs(server_pid) - server_cpu0) / requests;
   const double keyd_cpu = keyd_pid > 0 ? (ProcessCpuMs(keyd_pid) - keyd_cpu0) / requests : 0;
@@ -216,6 +218,10 @@ int main(int argc, char** argv) {
       "CPU per authorize: server %.3f ms, keyd %.3f ms (2 cores at 100%% allow about "
       "%.0f req/s)\n",
       server_cpu, keyd_cpu, 2000.0 / (server_cpu + keyd_cpu));
+  std::printf(
+      "CPU stolen by the hypervisor during the authorize phase: %.1f %% (figures on a VM "
+      "are comparable only when this is near 0)\n",
+      steal);
   std::printf("peak RSS: server %ld KiB, keyd %ld KiB\n", PeakRssKb(server_pid),
               keyd_pid > 0 ? PeakRssKb(keyd_pid) : -1L);
   std::printf("targets: authorize >= 3000 req/s on 2 cores, p99 < 10 ms\n");

@@ -28,4 +28,28 @@ inline double ProcessCpuMs(pid_t pid) {
   return ticks * 1000.0 / static_cast<double>(::sysconf(_SC_CLK_TCK));
 }
 
+// The machine's CPU time counters (/proc/stat, first line), to report how much of a run
+// the hypervisor took away (steal): a benchmark's rates mean little on a VM whose host
+// is busy, so the figures are printed beside it.
+struct MachineCpu {
+  double busy = 0, idle = 0, steal = 0;  // clock ticks summed over all CPUs
+};
+inline MachineCpu ReadMachineCpu() {
+  std::ifstream f("/proc/stat");
+  std::string cpu;
+  double v[8] = {0, 0, 0, 0, 0, 0, 0, 0};  // user nice system idle iowait irq softirq steal
+  f >> cpu;
+  for (double& x : v) f >> x;
+  MachineCpu m;
+  m.busy = v[0] + v[1] + v[2] + v[5] + v[6];
+  m.idle = v[3] + v[4];
+  m.steal = v[7];
+  return m;
+}
+// Percent of all CPU time between `a` and `b` that was stolen.
+inline double StealPercent(const MachineCpu& a, const MachineCpu& b) {
+  const double total = (b.busy - a.busy) + (b.idle - a.idle) + (b.steal - a.steal);
+  return total > 0 ? 100.0 * (b.steal - a.steal) / total : 0;
+}
+
 }  // namespace toani::bench

@@ -14,6 +14,7 @@
 #include <thread>
 #include <vector>
 
+#include "audit/sign_frame.h"
 #include "common/encoding.h"
 #include "keyd/client.h"
 #include "keyd/keyd_test_util.h"
@@ -270,6 +271,42 @@ TEST(KeydPipelining, ConcurrentCallsEachGetTheirOwnReply) {
   EXPECT_EQ(wrong.load(), 0);
   EXPECT_EQ(refused.load(), want_refused);
   EXPECT_EQ(matched.load(), kThreads * kCalls - want_refused);
+}
+
+// Frames far larger than the socket buffer cross whole, both ways, even while other
+// threads' small frames are pipelined on the same socket (a frame is one writev that
+// the kernel may split; nothing may interleave with its remainder).
+TEST(KeydPipelining, LargeFramesCrossWholeBesideSmallOnes) {
+  TempDir d;
+  auto p = KeydProcess::Spawn(KeydPath(), d.path.string(), true);
+  ASSERT_TRUE(p.ok()) << p.status().ToString();
+  std::vector<audit::SignItem> items;
+  for (int i = 0; i < 6; ++i) {
+    items.push_back({"{\"index\":" + std::to_string(i) + ",\"pad\":\"" +
+                         std::string(120 * 1024, static_cast<char>('a' + i)) +
+                         "\",\"tenant\":\"dev\",\"time\":\"2026-11-22T00:00:00Z\",\"v\":2}",
+                     std::nullopt});
+  }
+  const std::string frame = audit::EncodeSignBatchRequest(audit::Hash{}, items);
+  ASSERT_GT(frame.size(), 700u * 1024);
+  std::atomic<bool> stop{false};
+  std::atomic<int> small_ok{0}, small_bad{0};
+  std::thread small([&] {
+    while (!stop.load()) ((*p)->Call({{"op", "status"}}).ok() ? small_ok : small_bad)++;
+  });
+  for (int round = 0; round < 3; ++round) {
+    auto reply = (*p)->CallBinary(frame);
+    ASSERT_TRUE(reply.ok()) << reply.status().ToString();
+    auto entries = audit::DecodeSignBatchReply(*reply, items.size());
+    ASSERT_TRUE(entries.ok()) << entries.status().ToString();
+    for (size_t i = 0; i < entries->size(); ++i)
+      EXPECT_NE((*entries)[i].find(std::string(120 * 1024, static_cast<char>('a' + i))),
+                std::string::npos);
+  }
+  stop = true;
+  small.join();
+  EXPECT_GT(small_ok.load(), 0);
+  EXPECT_EQ(small_bad.load(), 0);
 }
 
 // keyd dies with several requests in flight: every one of them fails closed

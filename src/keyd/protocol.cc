@@ -1,5 +1,6 @@
 #include "keyd/protocol.h"
 
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -10,17 +11,6 @@
 
 namespace toani::keyd {
 namespace {
-
-Status WriteAll(int fd, const uint8_t* p, size_t n) {
-  while (n > 0) {
-    ssize_t w = ::write(fd, p, n);
-    if (w < 0 && errno == EINTR) continue;
-    if (w <= 0) return Status::Unavailable("keyd: connection lost while writing");
-    p += w;
-    n -= static_cast<size_t>(w);
-  }
-  return Status::Ok();
-}
 
 Status ReadAll(int fd, uint8_t* p, size_t n) {
   while (n > 0) {
@@ -41,8 +31,26 @@ Status WriteRawFrame(int fd, std::string_view body) {
   uint32_t n = static_cast<uint32_t>(body.size());
   uint8_t hdr[4] = {static_cast<uint8_t>(n >> 24), static_cast<uint8_t>(n >> 16),
                     static_cast<uint8_t>(n >> 8), static_cast<uint8_t>(n)};
-  TOANI_RETURN_IF_ERROR(WriteAll(fd, hdr, 4));
-  return WriteAll(fd, reinterpret_cast<const uint8_t*>(body.data()), body.size());
+  // Length and payload in one system call: the peer wakes once per frame, not twice.
+  iovec iov[2] = {{hdr, 4}, {const_cast<char*>(body.data()), body.size()}};
+  iovec* v = iov;
+  int count = 2;
+  while (count > 0) {
+    ssize_t w = ::writev(fd, v, count);
+    if (w < 0 && errno == EINTR) continue;
+    if (w <= 0) return Status::Unavailable("keyd: connection lost while writing");
+    auto done = static_cast<size_t>(w);
+    while (count > 0 && done >= v->iov_len) {
+      done -= v->iov_len;
+      ++v;
+      --count;
+    }
+    if (count > 0) {
+      v->iov_base = static_cast<char*>(v->iov_base) + done;
+      v->iov_len -= done;
+    }
+  }
+  return Status::Ok();
 }
 
 Status WriteFrame(int fd, const nlohmann::json& msg) { return WriteRawFrame(fd, msg.dump()); }
