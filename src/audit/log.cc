@@ -380,45 +380,65 @@ void AuditLog::WriterLoop() {
   for (;;) {
     writer_cv_.wait(lk, [&] { return stop_ || !in_flight_.empty(); });
     if (in_flight_.empty()) return;  // stopping, and everything handed over is stored
-    InFlight f = std::move(in_flight_.front());
-    in_flight_.pop_front();
-    lk.unlock();
-    StatusOr<std::vector<std::string>> entries = f.call->Await();
-    f.call.reset();
-    lk.lock();
-    std::string why;
-    if (!entries.ok()) {
-      why = entries.status().message();
-    } else if (f.epoch != epoch_) {
-      why = "an earlier batch could not be signed or stored";
-    } else {
-      why = ChainBreak(*entries, range_.size(), last_leaf_);
+    // Group commit across batches: every batch already sent to keyd is taken, checked to
+    // chain on from the one before it (the first from the stored log), and all of them
+    // are stored in one transaction, one fsync. keyd answers them in order while the
+    // previous group is being written, so waiting for them costs little.
+    SignedBatch group;
+    size_t taken = 0;
+    uint64_t next = range_.size();
+    Hash last = last_leaf_;
+    while (!in_flight_.empty() && (taken == 0 || in_flight_.front().epoch == epoch_)) {
+      InFlight f = std::move(in_flight_.front());
+      in_flight_.pop_front();
+      ++taken;
+      lk.unlock();
+      StatusOr<std::vector<std::string>> entries = f.call->Await();
+      f.call.reset();
+      std::vector<Hash> leaves;
+      if (entries.ok()) {
+        leaves.reserve(entries->size());
+        for (const std::string& e : *entries) leaves.push_back(LeafHash(AsBytes(e)));
+      }
+      lk.lock();
+      std::string why;
+      if (!entries.ok()) {
+        why = entries.status().message();
+      } else if (f.epoch != epoch_) {
+        why = "an earlier batch could not be signed or stored";
+      } else if (entries->size() != f.pending.size()) {
+        why = "keyd returned a batch of the wrong size";
+      } else {
+        why = ChainBreak(*entries, next, last);
+      }
+      if (!why.empty()) {
+        FailLocked(f.pending, why);
+        // Every batch sent after this one chains from it: void them. The batches
+        // already in the group chain from the stored log and are still stored.
+        if (f.epoch == epoch_) ++epoch_;
+        break;
+      }
+      if (group.rows.empty()) group.base = f.base, group.epoch = f.epoch;
+      for (size_t i = 0; i < f.pending.size(); ++i) {
+        store::AuditRow row;
+        row.index = f.base + i;
+        row.entry = std::move((*entries)[i]);
+        row.leaf_hash = leaves[i];
+        group.rows.push_back(std::move(row));
+        group.leaves.push_back(leaves[i]);
+        group.pending.push_back(f.pending[i]);
+      }
+      next = f.base + f.pending.size();
+      last = leaves.back();
     }
-    if (!why.empty()) {
-      FailLocked(f.pending, why);
-      // Every batch sent after this one chains from it: void them.
-      if (f.epoch == epoch_) ++epoch_;
-      if (--unfinished_ == 0) sign_next_ = range_.size();
-      leader_cv_.notify_one();
-      continue;
+    if (!group.rows.empty()) {
+      lk.unlock();
+      StoreBatch(group, nullptr);
+      lk.lock();
     }
-    lk.unlock();
-    SignedBatch b;
-    b.base = f.base;
-    b.epoch = f.epoch;
-    b.rows.resize(f.pending.size());
-    b.leaves.reserve(f.pending.size());
-    for (size_t i = 0; i < f.pending.size(); ++i) {
-      b.rows[i].index = f.base + i;
-      b.rows[i].entry = std::move((*entries)[i]);
-      b.rows[i].leaf_hash = LeafHash(AsBytes(b.rows[i].entry));
-      b.leaves.push_back(b.rows[i].leaf_hash);
-    }
-    b.pending = std::move(f.pending);
-    StoreBatch(b, nullptr);
-    lk.lock();
-    if (--unfinished_ == 0) sign_next_ = range_.size();
-    leader_cv_.notify_one();  // a slot is free; the leader's own entry may be among them
+    unfinished_ -= taken;
+    if (unfinished_ == 0) sign_next_ = range_.size();
+    leader_cv_.notify_one();  // slots are free; the leader's own entry may be among them
   }
 }
 

@@ -277,6 +277,61 @@ TEST_F(AuditLogRealKeydTest, ManyWritersThroughKeydGetDenseChainedIndices) {
   }
 }
 
+// Counts the binary frames (audit batches) sent to keyd.
+class CountingKeyd : public keyd::KeyServiceClient {
+ public:
+  explicit CountingKeyd(keyd::KeyServiceClient* k) : k_(k) {}
+  StatusOr<nlohmann::json> Call(const nlohmann::json& r) override { return k_->Call(r); }
+  StatusOr<std::string> CallBinary(std::string_view f) override {
+    ++batches;
+    return k_->CallBinary(f);
+  }
+  std::unique_ptr<PendingCall> SubmitBinary(std::string_view f) override {
+    ++batches;
+    return k_->SubmitBinary(f);
+  }
+  std::atomic<int> batches{0};
+
+ private:
+  keyd::KeyServiceClient* k_;
+};
+
+// Batches keyd signed while the writer was storing the previous ones are stored together,
+// in one transaction: fewer store writes (fsyncs) than batches, nothing lost, the chain
+// intact across the batches of one write.
+TEST_F(AuditLogRealKeydTest, BatchesWaitingForTheWriterShareOneTransaction) {
+  CountingKeyd counting(keyd_.get());
+  auto s = NewKeydAuditSigner(&counting);
+  ASSERT_TRUE(s.ok()) << s.status().message();
+  signer_ = std::move(*s);
+  ASSERT_TRUE(Reopen().ok());
+  flaky_->write_delay_ms = 10;  // a slow disk: batches queue up behind a write
+  flaky_->writes = 0;
+  counting.batches = 0;
+  std::vector<std::thread> ts;
+  std::atomic<int> failed{0};
+  for (int t = 0; t < 24; ++t) {
+    ts.emplace_back([&, t] {
+      for (int i = 0; i < 10; ++i) {
+        auto r = log_->Append(
+            {{"type", "test"}, {"tenant", "dev"}, {"reason", std::to_string(t * 100 + i)}});
+        if (!r.ok()) ++failed;
+      }
+    });
+  }
+  for (auto& t : ts) t.join();
+  EXPECT_EQ(failed.load(), 0);
+  EXPECT_EQ(log_->size(), 240u);
+  EXPECT_LT(flaky_->writes.load(), counting.batches.load())
+      << "every batch was stored in a transaction of its own";
+  flaky_->write_delay_ms = 0;
+  ASSERT_TRUE(Reopen().ok());  // verifies every signature and the chain
+  for (uint64_t i = 1; i < 240; ++i) {
+    auto e = nlohmann::json::parse(ReadEntry(i));
+    EXPECT_EQ(e["prev"], HexHash(LeafHash(AsBytes(ReadEntry(i - 1))))) << i;
+  }
+}
+
 // audit.sign_batch_next (docs/formats.md §1.2): keyd continues only its own chain, from
 // the last batch it signed whole, at the next index.
 TEST_F(AuditLogTest, KeydContinuesOnlyItsOwnChainAtTheNextIndex) {
