@@ -61,7 +61,9 @@ bool IsAscii(std::string_view s) {
   return true;
 }
 
-Status AppendString(std::string_view s, std::string* out) {
+}  // namespace
+
+Status AppendJsonString(std::string_view s, std::string* out) {
   if (!IsAscii(s)) {  // only non-ASCII text needs the full UTF-8 check
     std::u16string scratch;
     if (!Utf8ToUtf16(s, &scratch)) {
@@ -115,6 +117,8 @@ Status AppendString(std::string_view s, std::string* out) {
   return Status::Ok();
 }
 
+namespace {
+
 Status AppendNumber(double d, std::string* out) {
   if (!std::isfinite(d)) return Status::InvalidArgument("jcs: NaN and Infinity have no JSON form");
   out->append(FormatJsonNumber(d));
@@ -141,7 +145,7 @@ Status Append(const nlohmann::json& v, int depth, std::string* out) {
     case T::number_float:
       return AppendNumber(v.get<double>(), out);
     case T::string:
-      return AppendString(v.get_ref<const std::string&>(), out);
+      return AppendJsonString(v.get_ref<const std::string&>(), out);
     case T::array: {
       out->push_back('[');
       bool first = true;
@@ -183,7 +187,7 @@ Status Append(const nlohmann::json& v, int depth, std::string* out) {
       for (const auto& m : members) {
         if (!first) out->push_back(',');
         first = false;
-        TOANI_RETURN_IF_ERROR(AppendString(*m.name, out));
+        TOANI_RETURN_IF_ERROR(AppendJsonString(*m.name, out));
         out->push_back(':');
         TOANI_RETURN_IF_ERROR(Append(*m.value, depth + 1, out));
       }

@@ -38,6 +38,10 @@ StatusOr<std::string> TryCanonicalizeJson(const nlohmann::json& v);
 // As TryCanonicalizeJson, but aborts (TOANI_CHECK) on the errors listed there.
 std::string CanonicalizeJson(const nlohmann::json& v);
 
+// Appends `s` as a JSON string in its RFC 8785 form (quotes included). InvalidArgument,
+// and nothing appended, when `s` is not valid UTF-8.
+Status AppendJsonString(std::string_view s, std::string* out);
+
 // ECMAScript Number.prototype.toString for a finite double (exposed for tests).
 // Precondition: std::isfinite(d).
 std::string FormatJsonNumber(double d);

@@ -1,6 +1,10 @@
 #include "common/log.h"
 
+#include <limits.h>
+#include <unistd.h>
+
 #include <atomic>
+#include <cerrno>
 #include <chrono>
 #include <cstdio>
 #include <ctime>
@@ -69,9 +73,22 @@ void Log(LogLevel level, std::string_view component, std::string_view event,
     }
   }
   std::string out = line.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
-  std::lock_guard<std::mutex> lock(g_mu);
-  std::fprintf(stderr, "%s\n", out.c_str());
-  std::fflush(stderr);
+  out.push_back('\n');
+  // One write(2) per line, straight to fd 2 (stderr is unbuffered anyway). A write of up
+  // to PIPE_BUF bytes is never interleaved with another on a pipe, nor on a file (the
+  // kernel serialises writes to one file position), so the common line needs no lock
+  // (the server logs every request from many threads); longer lines take it.
+  std::unique_lock<std::mutex> lock(g_mu, std::defer_lock);
+  if (out.size() > PIPE_BUF) lock.lock();
+  const char* p = out.data();
+  size_t n = out.size();
+  while (n > 0) {
+    ssize_t w = ::write(STDERR_FILENO, p, n);
+    if (w < 0 && errno == EINTR) continue;
+    if (w <= 0) break;  // nowhere to log to: the line is lost, the caller is not stopped
+    p += w;
+    n -= static_cast<size_t>(w);
+  }
 }
 
 }  // namespace toani
