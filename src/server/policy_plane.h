@@ -4,6 +4,7 @@
 // polling. One object serves them all; Handle is thread-safe.
 #pragma once
 
+#include <map>
 #include <memory>
 #include <mutex>
 #include <nlohmann/json.hpp>
@@ -84,6 +85,10 @@ class PolicyPlane {
                                         const std::string& user, const nlohmann::json& hitl);
 
   PolicyPlaneDeps d_;
+  // Sensitivity of stored credentials by (tenant, credential id): fixed once added.
+  static constexpr size_t kMaxRememberedSensitivities = 100000;
+  std::mutex sensitivity_mu_;
+  std::map<std::pair<std::string, std::string>, policy::Sensitivity> sensitivity_;
   std::mutex cache_mu_;
   struct CacheEntry {
     std::vector<std::pair<std::string, int64_t>> versions;

@@ -23,9 +23,9 @@ namespace {
 
 using nlohmann::json;
 
-Caller User(const std::string& name, std::set<Role> roles = {Role::kOperator, Role::kPolicyAdmin,
-                                                             Role::kApprover, Role::kAuditor,
-                                                             Role::kCredentialAdmin}) {
+Caller User(const std::string& name,
+            std::set<Role> roles = {Role::kOperator, Role::kPolicyAdmin, Role::kApprover,
+                                    Role::kAuditor, Role::kCredentialAdmin}) {
   return {"dev", "user", name, "spiffe://dev/user/" + name, std::move(roles)};
 }
 Caller Agent(const std::string& name) {
@@ -68,9 +68,12 @@ class PolicyPlaneTest : public ::testing::Test {
     audit_store_ = std::move(store::OpenSqliteAuditStore(db)).value();
     signer_ = std::move(audit::NewKeydAuditSigner(keyd_.get())).value();
     log_ = std::move(audit::AuditLog::Open(audit_store_.get(), signer_.get(), {})).value();
-    ASSERT_TRUE(store_->AddCredential({"dev", "cred_std", "k", "api_key", 1, "blob", "fp", "now"}).ok());
-    ASSERT_TRUE(store_->AddCredential({"dev", "cred_priv", "root", "api_key", 1, "blob", "fp", "now",
-                                       "privileged"}).ok());
+    ASSERT_TRUE(
+        store_->AddCredential({"dev", "cred_std", "k", "api_key", 1, "blob", "fp", "now"}).ok());
+    ASSERT_TRUE(store_
+                    ->AddCredential({"dev", "cred_priv", "root", "api_key", 1, "blob", "fp", "now",
+                                     "privileged"})
+                    .ok());
     PolicyPlaneDeps d;
     d.store = store_.get();
     d.keys = keys_.get();
@@ -110,11 +113,15 @@ class PolicyPlaneTest : public ::testing::Test {
                {{"agents", {"payer"}},
                 {"connector", "http"},
                 {"credential", "cred_std"},
-                {"request", {{"method", "POST"}, {"url", "https://bank.example/pay"},
-                             {"body", {{"amount", "{{amount}}"}}}}},
-                {"params", {{"type", "object"}, {"additionalProperties", false},
-                            {"required", {"amount"}},
-                            {"properties", {{"amount", {{"type", "number"}, {"minimum", 0}}}}}}},
+                {"request",
+                 {{"method", "POST"},
+                  {"url", "https://bank.example/pay"},
+                  {"body", {{"amount", "{{amount}}"}}}}},
+                {"params",
+                 {{"type", "object"},
+                  {"additionalProperties", false},
+                  {"required", {"amount"}},
+                  {"properties", {{"amount", {{"type", "number"}, {"minimum", 0}}}}}}},
                 {"egress", {{{"host", "bank.example"}}}},
                 {"approval", {{"approvers", approvers}, {"ttl_seconds", 600}}}}},
               {"bank.look",
@@ -239,7 +246,8 @@ TEST_F(PolicyPlaneTest, DualApprovalWithConcurrentApproversBindsTheTokenToTheApp
   for (int i = 0; i < 8; ++i) {
     threads.emplace_back([&, i] {
       while (!go) std::this_thread::yield();
-      auto r = Call(User("approver" + std::to_string(i)), "POST", "/v1/approvals/" + id + "/approve");
+      auto r =
+          Call(User("approver" + std::to_string(i)), "POST", "/v1/approvals/" + id + "/approve");
       (r.status == 200 ? ok : r.status == 409 ? conflict : other)++;
     });
   }
@@ -275,7 +283,8 @@ TEST_F(PolicyPlaneTest, DualApprovalWithConcurrentApproversBindsTheTokenToTheApp
   auto again = Call(Agent("payer"), "POST", "/v1/approvals/" + id + "/token");
   EXPECT_EQ(Body(again)["error"], "invalid_grant") << again.body;
   // The token refuses parameters other than the approved ones (the real executor).
-  auto replay = std::move(store::OpenSqliteReplayStore(dir_.path() + "/toani.db", SystemClock())).value();
+  auto replay =
+      std::move(store::OpenSqliteReplayStore(dir_.path() + "/toani.db", SystemClock())).value();
   NoSandbox runner;
   ExecutorConfig cfg;
   cfg.connector_path = "/nonexistent";
@@ -332,7 +341,8 @@ TEST_F(PolicyPlaneTest, CibaPollingAnswersAndRecentDenial) {
   ASSERT_EQ(list["approvals"].size(), 1u);
   EXPECT_EQ(list["approvals"][0]["params"], json({{"amount", 99}}));
   EXPECT_EQ(list["approvals"][0]["policy"]["version"], 1);
-  EXPECT_EQ(Call(User("bob"), "POST", "/v1/approvals/" + id + "/deny", {{"comment", "no"}}).status, 200);
+  EXPECT_EQ(Call(User("bob"), "POST", "/v1/approvals/" + id + "/deny", {{"comment", "no"}}).status,
+            200);
   offset_ = 20;
   auto p3 = Call(Agent("payer"), "POST", "/v1/approvals/" + id + "/token");
   EXPECT_EQ(Body(p3)["error"], "access_denied") << p3.body;
@@ -358,7 +368,9 @@ TEST_F(PolicyPlaneTest, RecentDenialIsDeniedAgainWithoutAskingWithinTheCooldown)
   ASSERT_EQ(announcer_.count(), 1u);
   EXPECT_EQ(announcer_.ids[0], id);
   ASSERT_EQ(Call(User("bob"), "POST", "/v1/approvals/" + id + "/deny").status, 200);
-  auto all = [&] { return Body(Call(admin_, "GET", "/v1/approvals", {}, {{"status", "all"}}))["approvals"].size(); };
+  auto all = [&] {
+    return Body(Call(admin_, "GET", "/v1/approvals", {}, {{"status", "all"}}))["approvals"].size();
+  };
   ASSERT_EQ(all(), 1u);
   for (int64_t at : {0, 1800, 3599}) {
     offset_ = at;
@@ -374,7 +386,8 @@ TEST_F(PolicyPlaneTest, RecentDenialIsDeniedAgainWithoutAskingWithinTheCooldown)
   EXPECT_EQ(all(), 1u);
   EXPECT_EQ(announcer_.count(), 1u);
   size_t audited = 0;
-  for (const auto& e : AuditOfType("action.denied")) audited += e.value("rule", "") == "recently_denied";
+  for (const auto& e : AuditOfType("action.denied"))
+    audited += e.value("rule", "") == "recently_denied";
   EXPECT_EQ(audited, 3u);
   // Parameters differing by one unit are a different request: asked.
   offset_ = 3599;
@@ -400,13 +413,17 @@ TEST_F(PolicyPlaneTest, ApprovalBindsThePolicyVersion) {
 TEST_F(PolicyPlaneTest, AllowDenyAndSimulate) {
   RegisterKey(key_);
   ApplyV(1, 1);
-  auto ok = Call(Agent("payer"), "POST", "/v1/authorize", {{"action", "bank.look"}, {"params", json::object()}});
+  auto ok = Call(Agent("payer"), "POST", "/v1/authorize",
+                 {{"action", "bank.look"}, {"params", json::object()}});
   EXPECT_EQ(ok.status, 200) << ok.body;
   EXPECT_EQ(Body(ok)["decision"], "allow");
-  auto no = Call(Agent("payer"), "POST", "/v1/authorize", {{"action", "bank.pay"}, {"params", {{"amount", -1}}}});
+  auto no = Call(Agent("payer"), "POST", "/v1/authorize",
+                 {{"action", "bank.pay"}, {"params", {{"amount", -1}}}});
   EXPECT_EQ(no.status, 403);
   EXPECT_EQ(Body(no)["rule"], "params");
-  EXPECT_EQ(Call(Agent("payer"), "POST", "/v1/authorize", {{"action", "nope"}, {"params", json::object()}}).status,
+  EXPECT_EQ(Call(Agent("payer"), "POST", "/v1/authorize",
+                 {{"action", "nope"}, {"params", json::object()}})
+                .status,
             404);
   const uint64_t size = log_->size();
   auto sim = Body(Call(admin_, "POST", "/v1/policies/simulate",
@@ -416,9 +433,9 @@ TEST_F(PolicyPlaneTest, AllowDenyAndSimulate) {
   EXPECT_TRUE(sim["explain"].is_array() && sim["explain"].size() >= 3) << sim.dump();
   // A candidate document is simulated without being stored.
   json cand = Doc(9, 0);
-  auto sim2 = Body(Call(admin_, "POST", "/v1/policies/simulate",
-                        {{"agent", "payer"}, {"action", "bank.pay"}, {"params", {{"amount", 5}}},
-                         {"policy", cand}}));
+  auto sim2 = Body(Call(
+      admin_, "POST", "/v1/policies/simulate",
+      {{"agent", "payer"}, {"action", "bank.pay"}, {"params", {{"amount", 5}}}, {"policy", cand}}));
   EXPECT_EQ(sim2["decision"], "allow") << sim2.dump();
   EXPECT_EQ(sim2["policy"]["version"], 9);
   EXPECT_EQ(log_->size(), size);  // simulate wrote nothing
@@ -426,10 +443,36 @@ TEST_F(PolicyPlaneTest, AllowDenyAndSimulate) {
   // Privileged credentials need two approvers even when the action asks for none.
   json priv = Doc(2, 0);
   priv["actions"]["bank.look"]["credential"] = "cred_priv";
-  ASSERT_EQ(Call(admin_, "POST", "/v1/policies", *policy::SignPolicy(priv, key_.secret)).status, 201);
-  auto p = Call(Agent("payer"), "POST", "/v1/authorize", {{"action", "bank.look"}, {"params", json::object()}});
+  ASSERT_EQ(Call(admin_, "POST", "/v1/policies", *policy::SignPolicy(priv, key_.secret)).status,
+            201);
+  auto p = Call(Agent("payer"), "POST", "/v1/authorize",
+                {{"action", "bank.look"}, {"params", json::object()}});
   EXPECT_EQ(p.status, 202);
   EXPECT_EQ(Body(p)["approvers_required"], 2);
+}
+
+// Sensitivity is looked up per credential and remembered once found (it cannot change):
+// an action moved to another credential gets that credential's sensitivity at once.
+TEST_F(PolicyPlaneTest, RememberedSensitivityFollowsTheCredentialNotTheAction) {
+  RegisterKey(key_);
+  ApplyV(1, 0);
+  const json look = {{"action", "bank.look"}, {"params", json::object()}};
+  for (int i = 0; i < 2; ++i) {  // looked up, then remembered: standard both times
+    auto r = Call(Agent("payer"), "POST", "/v1/authorize", look);
+    EXPECT_EQ(r.status, 200) << r.body;
+    EXPECT_EQ(Body(r)["decision"], "allow");
+  }
+  json priv = Doc(2, 0);
+  priv["actions"]["bank.look"]["credential"] = "cred_priv";
+  ASSERT_EQ(Call(admin_, "POST", "/v1/policies", *policy::SignPolicy(priv, key_.secret)).status,
+            201);
+  for (int i = 0; i < 2; ++i) {
+    auto r = Call(Agent("payer"), "POST", "/v1/authorize", look);
+    EXPECT_EQ(r.status, 202) << r.body;
+    EXPECT_EQ(Body(r)["approvers_required"], 2);
+  }
+  ApplyV(3, 0);  // back to the standard credential
+  EXPECT_EQ(Call(Agent("payer"), "POST", "/v1/authorize", look).status, 200);
 }
 
 }  // namespace

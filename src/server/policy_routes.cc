@@ -493,11 +493,23 @@ policy::DecisionEnv PolicyPlane::Env(const std::string& tenant, bool dry_run) {
   env.limits = d_.limits;
   env.dry_run = dry_run;
   env.sensitivity = [this, tenant](const std::string& cred_id) {
+    // A credential's sensitivity is fixed when it is added (no route or store method
+    // changes it, and credentials are never deleted), so a stored one is remembered.
+    // A failed lookup is not remembered.
+    std::pair<std::string, std::string> key{tenant, cred_id};
+    {
+      std::lock_guard<std::mutex> l(sensitivity_mu_);
+      if (auto it = sensitivity_.find(key); it != sensitivity_.end()) return it->second;
+    }
     auto cred = d_.store->GetCredential(tenant, cred_id);
     // Unknown or unreadable: the strictest reading that still lets a human decide.
     if (!cred.ok()) return policy::Sensitivity::kPrivileged;
     auto s = policy::ParseSensitivity(cred->sensitivity);
-    return s.ok() ? *s : policy::Sensitivity::kPrivileged;
+    if (!s.ok()) return policy::Sensitivity::kPrivileged;
+    std::lock_guard<std::mutex> l(sensitivity_mu_);
+    if (sensitivity_.size() >= kMaxRememberedSensitivities) sensitivity_.clear();
+    sensitivity_.emplace(std::move(key), *s);
+    return *s;
   };
   return env;
 }
