@@ -54,20 +54,23 @@ Metrics& Metrics::Global() {
 
 void Metrics::Inc(const std::string& name, const std::map<std::string, std::string>& labels,
                   double by) {
+  std::string key = LabelText(labels);  // built before the lock: every request counts
   std::lock_guard<std::mutex> l(mu_);
-  values_[name][LabelText(labels)] += by;
+  values_[name][key] += by;
 }
 
 void Metrics::Set(const std::string& name, const std::map<std::string, std::string>& labels,
                   double v) {
+  std::string key = LabelText(labels);
   std::lock_guard<std::mutex> l(mu_);
-  values_[name][LabelText(labels)] = v;
+  values_[name][key] = v;
 }
 
 void Metrics::Observe(const std::string& name, const std::map<std::string, std::string>& labels,
                       double seconds) {
+  std::string key = LabelText(labels);
   std::lock_guard<std::mutex> l(mu_);
-  Histogram& h = hist_[name][LabelText(labels)];
+  Histogram& h = hist_[name][key];
   if (h.buckets.empty()) h.buckets.assign(std::size(kBounds), 0);
   for (size_t i = 0; i < std::size(kBounds); ++i) {
     if (seconds <= kBounds[i]) ++h.buckets[i];
