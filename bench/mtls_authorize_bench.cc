@@ -3,7 +3,7 @@
 // same run (TLS + HTTP + route table, no policy, keyd or audit work). Prints requests/s,
 // p50 and p99 of each, and the peak resident memory (VmHWM) of the server and of keyd.
 //
-//   mtls_authorize_bench [--connections N] [--threads T] [--seconds S]
+//   mtls_authorize_bench [--connections N] [--threads T] [--seconds S] [--runs R]
 //
 // Each authorize evaluates the policy, has keyd mint a PASETO v4 token and appends one
 // durable (fsync'd, group-committed) audit entry before answering.
@@ -129,12 +129,14 @@ std::string Post(const std::string& path, const std::string& body) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  int conns = 32, seconds = 10, threads = 32;
+  // The defaults are the server's (16 threads) and as many connections.
+  int conns = 16, seconds = 8, threads = 16, runs = 3;
   for (int i = 1; i + 1 < argc; i += 2) {
     std::string a = argv[i];
     if (a == "--connections") conns = std::atoi(argv[i + 1]);
     if (a == "--seconds") seconds = std::atoi(argv[i + 1]);
     if (a == "--threads") threads = std::atoi(argv[i + 1]);
+    if (a == "--runs") runs = std::max(1, std::atoi(argv[i + 1]));
   }
   if (sodium_init() < 0) return 1;
   std::signal(SIGPIPE, SIG_IGN);
@@ -199,29 +201,41 @@ int main(int argc, char** argv) {
   int keyd_pid = ChildNamed(server_pid, "toani-keyd");
   (void)Load(port, pki, conns, 2, authz, 200);  // warm-up
   Result base = Load(port, pki, conns, seconds, health, 200);
-  // CPU per authorize request, server and keyd: what caps throughput on 2 cores,
-  // independent of what else the machine is doing.
-  const double server_cpu0 = ProcessCpuMs(server_pid),
-               keyd_cpu0 = keyd_pid > 0 ? ProcessCpuMs(keyd_pid) : 0;
-  const toani::bench::MachineCpu machine0 = toani::bench::ReadMachineCpu();
-  Result auth = Load(port, pki, conns, seconds, authz, 200);
-  const double steal = toani::bench::StealPercent(machine0, toani::bench::ReadMachineCpu());
-  const double requests = static_cast<double>(std::max<size_t>(auth.done, 1));
-  const double server_cpu = (ProcessCpuMs(server_pid) - server_cpu0) / requests;
-  const double keyd_cpu = keyd_pid > 0 ? (ProcessCpuMs(keyd_pid) - keyd_cpu0) / requests : 0;
-  std::printf("%-34s %12s %10s %10s %8s\n", "phase", "req/s", "p50 ms", "p99 ms", "failed");
+  std::printf("%-34s %12s %10s %10s %8s %14s %9s\n", "phase", "req/s", "p50 ms", "p99 ms", "failed",
+              "CPU/req ms", "steal %");
   std::printf("%-34s %12.0f %10.2f %10.2f %8zu\n", "baseline GET /healthz", base.rps, base.p50_ms,
               base.p99_ms, base.failed);
-  std::printf("%-34s %12.0f %10.2f %10.2f %8zu\n", "POST /v1/authorize", auth.rps, auth.p50_ms,
-              auth.p99_ms, auth.failed);
+  // The authorize phase `runs` times: on a VM the host's speed varies from minute to
+  // minute, so one figure says little. Each run prints the CPU per request of server +
+  // keyd (what caps throughput on 2 cores) and the share of CPU the hypervisor stole.
+  std::vector<Result> results;
+  int met = 0;
+  for (int run = 1; run <= runs; ++run) {
+    const double server_cpu0 = ProcessCpuMs(server_pid),
+                 keyd_cpu0 = keyd_pid > 0 ? ProcessCpuMs(keyd_pid) : 0;
+    const toani::bench::MachineCpu machine0 = toani::bench::ReadMachineCpu();
+    Result auth = Load(port, pki, conns, seconds, authz, 200);
+    const double steal = toani::bench::StealPercent(machine0, toani::bench::ReadMachineCpu());
+    const double requests = static_cast<double>(std::max<size_t>(auth.done, 1));
+    const double server_cpu = (ProcessCpuMs(server_pid) - server_cpu0) / requests;
+    const double keyd_cpu = keyd_pid > 0 ? (ProcessCpuMs(keyd_pid) - keyd_cpu0) / requests : 0;
+    char cpu[64];
+    std::snprintf(cpu, sizeof cpu, "%.3f+%.3f", server_cpu, keyd_cpu);
+    const std::string name = "POST /v1/authorize, run " + std::to_string(run);
+    std::printf("%-34s %12.0f %10.2f %10.2f %8zu %14s %9.1f\n", name.c_str(), auth.rps, auth.p50_ms,
+                auth.p99_ms, auth.failed, cpu, steal);
+    met += auth.rps >= 3000 && auth.p99_ms < 10 && auth.failed == 0;
+    results.push_back(auth);
+  }
+  std::vector<double> rps, p99;
+  for (const Result& r : results) rps.push_back(r.rps), p99.push_back(r.p99_ms);
+  std::sort(rps.begin(), rps.end());
+  std::sort(p99.begin(), p99.end());
+  std::printf("authorize over %d runs: median %.0f req/s, median p99 %.2f ms; target met in %d\n",
+              runs, rps[rps.size() / 2], p99[p99.size() / 2], met);
   std::printf(
-      "CPU per authorize: server %.3f ms, keyd %.3f ms (2 cores at 100%% allow about "
-      "%.0f req/s)\n",
-      server_cpu, keyd_cpu, 2000.0 / (server_cpu + keyd_cpu));
-  std::printf(
-      "CPU stolen by the hypervisor during the authorize phase: %.1f %% (figures on a VM "
-      "are comparable only when this is near 0)\n",
-      steal);
+      "(CPU/req: server + keyd CPU time per request; steal: CPU the hypervisor took, "
+      "runs are comparable only when it is near 0)\n");
   std::printf("peak RSS: server %ld KiB, keyd %ld KiB\n", PeakRssKb(server_pid),
               keyd_pid > 0 ? PeakRssKb(keyd_pid) : -1L);
   std::printf("targets: authorize >= 3000 req/s on 2 cores, p99 < 10 ms\n");

@@ -10,6 +10,8 @@
 #include <ctime>
 #include <mutex>
 
+#include "common/jcs.h"
+
 namespace toani {
 namespace {
 std::mutex g_mu;
@@ -61,18 +63,56 @@ void SetMinLogLevel(LogLevel level) { g_min_level.store(static_cast<int>(level))
 void Log(LogLevel level, std::string_view component, std::string_view event,
          const nlohmann::json& fields) {
   if (static_cast<int>(level) < g_min_level.load(std::memory_order_relaxed)) return;
-  nlohmann::json line = {{"ts", NowRfc3339()},
-                         {"level", LevelName(level)},
-                         {"component", component},
-                         {"event", event}};
-  if (fields.is_object()) {
-    for (auto it = fields.begin(); it != fields.end(); ++it) {
-      nlohmann::json v = it.value();
-      ScrubInPlace(v);
-      line[it.key()] = std::move(v);
+  // The line is written directly (the server logs every request): the four fixed
+  // members, then the caller's fields in name order, every string scrubbed. A field that
+  // reuses a fixed name replaces it, as the json tree did; such lines take the slow path.
+  const bool reserved =
+      fields.is_object() && (fields.contains("ts") || fields.contains("level") ||
+                             fields.contains("component") || fields.contains("event"));
+  std::string out;
+  if (!reserved) {
+    out.reserve(160);
+    out += R"({"ts":")";
+    out += NowRfc3339();
+    out += R"(","level":")";
+    out += LevelName(level);
+    out += R"(","component":)";
+    bool ok = AppendJsonString(component, &out).ok();
+    out += R"(,"event":)";
+    ok = ok && AppendJsonString(event, &out).ok();
+    if (ok && fields.is_object()) {
+      for (auto it = fields.begin(); ok && it != fields.end(); ++it) {
+        out.push_back(',');
+        ok = AppendJsonString(it.key(), &out).ok();
+        out.push_back(':');
+        if (it.value().is_string()) {
+          ok = ok && AppendJsonString(
+                         ScrubCredentialShapes(it.value().get_ref<const std::string&>()), &out)
+                         .ok();
+        } else {
+          nlohmann::json v = it.value();
+          ScrubInPlace(v);
+          out += v.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+        }
+      }
     }
+    out += '}';
+    if (!ok) out.clear();  // text that is not UTF-8: the tree below replaces it
   }
-  std::string out = line.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+  if (out.empty()) {
+    nlohmann::json line = {{"ts", NowRfc3339()},
+                           {"level", LevelName(level)},
+                           {"component", component},
+                           {"event", event}};
+    if (fields.is_object()) {
+      for (auto it = fields.begin(); it != fields.end(); ++it) {
+        nlohmann::json v = it.value();
+        ScrubInPlace(v);
+        line[it.key()] = std::move(v);
+      }
+    }
+    out = line.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+  }
   out.push_back('\n');
   // One write(2) per line, straight to fd 2 (stderr is unbuffered anyway). A write of up
   // to PIPE_BUF bytes is never interleaved with another on a pipe, nor on a file (the
