@@ -292,13 +292,13 @@ StatusOr<AppendResult> AuditLog::Append(nlohmann::json fields) {
   if (p.done) return std::move(p.result);
   leader_active_ = true;
   // Lead until our own entry is durable: send waiting entries to keyd in batches, keeping
-  // up to kMaxAtKeyd batches at keyd that the writer thread has not taken yet (it takes
-  // them all at once and stores them in one transaction).
+  // up to kMaxInFlight batches between keyd and disk (the writer thread takes all that
+  // keyd has been sent and stores them in one transaction).
   while (!p.done) {
     // After a failure, batches still in flight chain from entries that will never be
     // stored: wait until they are gone, then chain explicitly from the stored log.
     const bool can_chain = unfinished_ == 0 || submit_epoch_ == epoch_;
-    if (queue_.empty() || in_flight_.size() >= kMaxAtKeyd || !can_chain) {
+    if (queue_.empty() || unfinished_ >= kMaxInFlight || !can_chain) {
       leader_cv_.wait(lk);
       continue;
     }
@@ -393,7 +393,6 @@ void AuditLog::WriterLoop() {
       InFlight f = std::move(in_flight_.front());
       in_flight_.pop_front();
       ++taken;
-      leader_cv_.notify_one();  // a slot at keyd is free
       lk.unlock();
       StatusOr<std::vector<std::string>> entries = f.call->Await();
       f.call.reset();

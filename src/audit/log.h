@@ -145,7 +145,7 @@ class AuditLog {
   uint64_t sign_next_ = 0;     // the next index to send, while unfinished_ > 0
   uint64_t submit_epoch_ = 0;  // epoch_ when the last batch was sent
   uint64_t epoch_ = 0;         // bumped when a batch fails; batches sent before it are void
-  static constexpr size_t kMaxAtKeyd = 2;  // batches sent and not yet taken by the writer
+  static constexpr size_t kMaxInFlight = 3;  // batches sent and not yet stored or failed
   // Takes a batch from queue_ (under mu_) and sends it to keyd; returns with mu_ held.
   void SendBatchLocked(std::unique_lock<std::mutex>& lk);
   std::condition_variable writer_cv_;
