@@ -9,6 +9,7 @@
 
 #include "fuzz_common.h"
 #include "keyd/protocol.h"
+#include "keyd/token_frame.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   auto& svc = toani::fuzz::Service();
@@ -21,10 +22,21 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     const std::string_view body(reinterpret_cast<const char*>(data + pos), take);
     pos += take;
     if (toani::keyd::IsBinaryFrame(body)) {
-      std::string reply = svc.HandleBinary(body);
+      std::string frame(body);
+      // token.mint (0x03): as for JSON requests, the tenant is forced to "dev" so the
+      // keyring stays small; a frame that does not decode goes in as it is.
+      if (frame[0] == static_cast<char>(toani::keyd::kMintRequest)) {
+        if (auto m = toani::keyd::DecodeMintRequest(frame); m.ok()) {
+          m->tenant = "dev";
+          if (auto again = toani::keyd::EncodeMintRequest(*m); again.ok()) frame = *again;
+        }
+      }
+      std::string reply = svc.HandleBinary(frame);
       if (reply.empty()) abort();
-      // A reply is either binary (0x81) or the JSON error object.
-      if (reply[0] != '\x81' && !toani::keyd::DecodeFrameBody(reply).ok()) abort();
+      // A reply is binary (0x81 signed batch, 0x83 minted token) or the JSON error object.
+      const bool binary = reply[0] == '\x81' || reply[0] == '\x83';
+      if (!binary && !toani::keyd::DecodeFrameBody(reply).ok()) abort();
+      if (reply[0] == '\x83' && !toani::keyd::DecodeMintReply(reply).ok()) abort();
       continue;
     }
     auto req = toani::keyd::DecodeFrameBody(body);
