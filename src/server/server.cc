@@ -1,6 +1,8 @@
 #include "server/server.h"
 
+#include <fcntl.h>
 #include <signal.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -27,7 +29,7 @@
 
 namespace toani::server {
 namespace {
-std::string ReadFileOrEmptyForCa(const std::string& path) {
+std::string ReadFileOrEmpty(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
   return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
 }
@@ -122,6 +124,23 @@ int RunServer(const ServerOptions& opts) {
   fs::create_directories(opts.data_dir, ec);
   ::chmod(opts.data_dir.c_str(), 0700);
   const std::string data = fs::absolute(opts.data_dir).string();
+  // One server per data directory: a second one would write the same audit log with a
+  // chain of its own (a fork), and consume the same pending executions. The lock is the
+  // open file's, so it goes when this process does, however it ends.
+  const int lock_fd = ::open((data + "/server.lock").c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+  if (lock_fd < 0 || ::flock(lock_fd, LOCK_EX | LOCK_NB) != 0) {
+    const std::string other = ReadFileOrEmpty(data + "/server.lock");
+    return Fail("start_failed", Status::FailedPrecondition(
+                                    "another toani server is running with data directory " + data +
+                                    (other.empty() ? std::string() : " (pid " + other + ")") +
+                                    ": stop it first, or give this one its own --data"));
+  }
+  {
+    const std::string pid = std::to_string(::getpid());
+    if (::ftruncate(lock_fd, 0) != 0 || ::pwrite(lock_fd, pid.data(), pid.size(), 0) < 0) {
+      // The pid is only a hint for the message above; the lock is what counts.
+    }
+  }
   const std::string tenant = "dev";
   auto pki = EnsureDevPki(data + "/pki", tenant);
   if (!pki.ok()) return Fail("pki_failed", pki.status());
@@ -283,10 +302,9 @@ int RunServer(const ServerOptions& opts) {
   ecfg.connector_ca_file = pki->ca_cert;
   if (!opts.connector_ca.empty()) {
     // The dev CA plus the operator's extra CAs, in one bundle the sandbox gets a copy of.
-    std::string bundle =
-        ReadFileOrEmptyForCa(pki->ca_cert) + ReadFileOrEmptyForCa(opts.connector_ca);
+    std::string bundle = ReadFileOrEmpty(pki->ca_cert) + ReadFileOrEmpty(opts.connector_ca);
     if (bundle.find("BEGIN CERTIFICATE") == std::string::npos ||
-        ReadFileOrEmptyForCa(opts.connector_ca).empty()) {
+        ReadFileOrEmpty(opts.connector_ca).empty()) {
       return Fail("start_failed", Status::InvalidArgument("--connector-ca: no PEM certificate in " +
                                                           opts.connector_ca));
     }

@@ -4,8 +4,10 @@
 // and from a C2SP tlog-witness over HTTPS alone (rollback and fork).
 #include <gtest/gtest.h>
 #include <signal.h>
+#include <sys/wait.h>
 
 #include <atomic>
+#include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <mutex>
@@ -96,6 +98,35 @@ TEST(AuditServer, KillNineDuringAppendsLosesNoAcknowledgedEntry) {
   for (const std::string& hash : acked)
     found += bundle->find("\"params_hash\":\"" + hash + "\"") != std::string::npos;
   EXPECT_EQ(found, acked.size()) << "acknowledged entries lost by kill -9";
+}
+
+// One server per data directory: a second one would append to the same audit log with a
+// chain of its own. It is refused with a clear message naming the running server, which
+// is untouched; once that one stops, the directory is free again.
+TEST(AuditServer, ASecondServerOnTheSameDataDirectoryIsRefused) {
+  ServerHarness h;
+  ASSERT_TRUE(h.Start().ok());
+  // `timeout`: if the second server were not refused, it would run until killed.
+  const std::string cmd = "timeout 30 " + h.bin("toani") + " server --dev --data " + h.data_dir() +
+                          " --listen 127.0.0.1:0 2>&1";
+  FILE* p = ::popen(cmd.c_str(), "r");
+  ASSERT_NE(p, nullptr);
+  std::string out;
+  char buf[512];
+  for (size_t n; (n = std::fread(buf, 1, sizeof buf, p)) > 0;) out.append(buf, n);
+  const int st = ::pclose(p);
+  ASSERT_TRUE(WIFEXITED(st)) << out;
+  EXPECT_EQ(WEXITSTATUS(st), 1) << out;
+  EXPECT_NE(out.find("another toani server is running with data directory"), std::string::npos)
+      << out;
+  EXPECT_NE(out.find("pid " + std::to_string(ServerPid(h))), std::string::npos) << out;
+  auto ready = h.Call("admin", "GET", "/readyz", "");
+  ASSERT_TRUE(ready.ok());
+  EXPECT_EQ(ready->status, 200) << ready->body;
+  h.Stop();
+  fs::remove(h.data_dir() + "/server.json");
+  Status again = h.Start();  // the lock went with the first server
+  EXPECT_TRUE(again.ok()) << again.message();
 }
 
 TEST(AuditServer, RestoringAnOlderDatabaseIsDetected) {
