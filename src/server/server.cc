@@ -135,12 +135,9 @@ int RunServer(const ServerOptions& opts) {
                                     (other.empty() ? std::string() : " (pid " + other + ")") +
                                     ": stop it first, or give this one its own --data"));
   }
-  {
-    const std::string pid = std::to_string(::getpid());
-    if (::ftruncate(lock_fd, 0) != 0 || ::pwrite(lock_fd, pid.data(), pid.size(), 0) < 0) {
-      // The pid is only a hint for the message above; the lock is what counts.
-    }
-  }
+  // The pid is only a hint for that message (the lock is what counts): errors are ignored.
+  const std::string pid = std::to_string(::getpid());
+  if (::ftruncate(lock_fd, 0) == 0) (void)!::pwrite(lock_fd, pid.data(), pid.size(), 0);
   const std::string tenant = "dev";
   auto pki = EnsureDevPki(data + "/pki", tenant);
   if (!pki.ok()) return Fail("pki_failed", pki.status());
