@@ -201,8 +201,8 @@ int main(int argc, char** argv) {
   int keyd_pid = ChildNamed(server_pid, "toani-keyd");
   (void)Load(port, pki, conns, 2, authz, 200);  // warm-up
   Result base = Load(port, pki, conns, seconds, health, 200);
-  std::printf("%-34s %12s %10s %10s %8s %14s %9s\n", "phase", "req/s", "p50 ms", "p99 ms", "failed",
-              "CPU/req ms", "steal %");
+  std::printf("%-34s %12s %10s %10s %8s %14s %9s %9s\n", "phase", "req/s", "p50 ms", "p99 ms",
+              "failed", "CPU/req ms", "cs/req", "steal %");
   std::printf("%-34s %12.0f %10.2f %10.2f %8zu\n", "baseline GET /healthz", base.rps, base.p50_ms,
               base.p99_ms, base.failed);
   // The authorize phase `runs` times: on a VM the host's speed varies from minute to
@@ -212,18 +212,21 @@ int main(int argc, char** argv) {
   int met = 0;
   for (int run = 1; run <= runs; ++run) {
     const double server_cpu0 = ProcessCpuMs(server_pid),
-                 keyd_cpu0 = keyd_pid > 0 ? ProcessCpuMs(keyd_pid) : 0;
+                 keyd_cpu0 = keyd_pid > 0 ? ProcessCpuMs(keyd_pid) : 0,
+                 server_cs0 = toani::bench::ProcessContextSwitches(server_pid);
     const toani::bench::MachineCpu machine0 = toani::bench::ReadMachineCpu();
     Result auth = Load(port, pki, conns, seconds, authz, 200);
     const double steal = toani::bench::StealPercent(machine0, toani::bench::ReadMachineCpu());
     const double requests = static_cast<double>(std::max<size_t>(auth.done, 1));
     const double server_cpu = (ProcessCpuMs(server_pid) - server_cpu0) / requests;
     const double keyd_cpu = keyd_pid > 0 ? (ProcessCpuMs(keyd_pid) - keyd_cpu0) / requests : 0;
+    const double server_cs =
+        (toani::bench::ProcessContextSwitches(server_pid) - server_cs0) / requests;
     char cpu[64];
     std::snprintf(cpu, sizeof cpu, "%.3f+%.3f", server_cpu, keyd_cpu);
     const std::string name = "POST /v1/authorize, run " + std::to_string(run);
-    std::printf("%-34s %12.0f %10.2f %10.2f %8zu %14s %9.1f\n", name.c_str(), auth.rps, auth.p50_ms,
-                auth.p99_ms, auth.failed, cpu, steal);
+    std::printf("%-34s %12.0f %10.2f %10.2f %8zu %14s %9.1f %9.1f\n", name.c_str(), auth.rps,
+                auth.p50_ms, auth.p99_ms, auth.failed, cpu, server_cs, steal);
     met += auth.rps >= 3000 && auth.p99_ms < 10 && auth.failed == 0;
     results.push_back(auth);
   }
@@ -234,8 +237,9 @@ int main(int argc, char** argv) {
   std::printf("authorize over %d runs: median %.0f req/s, median p99 %.2f ms; target met in %d\n",
               runs, rps[rps.size() / 2], p99[p99.size() / 2], met);
   std::printf(
-      "(CPU/req: server + keyd CPU time per request; steal: CPU the hypervisor took, "
-      "runs are comparable only when it is near 0)\n");
+      "(CPU/req: server + keyd CPU time per request; cs/req: the server's context switches "
+      "per request; steal: CPU the hypervisor took, runs are comparable only when it is near "
+      "0)\n");
   std::printf("peak RSS: server %ld KiB, keyd %ld KiB\n", PeakRssKb(server_pid),
               keyd_pid > 0 ? PeakRssKb(keyd_pid) : -1L);
   std::printf("targets: authorize >= 3000 req/s on 2 cores, p99 < 10 ms\n");

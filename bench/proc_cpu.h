@@ -2,9 +2,11 @@
 // benchmarks that print CPU per operation beside their rates (docs/performance.md).
 #pragma once
 
+#include <dirent.h>
 #include <sys/types.h>
 #include <unistd.h>
 
+#include <cstdlib>
 #include <fstream>
 #include <iterator>
 #include <sstream>
@@ -26,6 +28,29 @@ inline double ProcessCpuMs(pid_t pid) {
     if (i == 14 || i == 15) ticks += std::stod(field);
   }
   return ticks * 1000.0 / static_cast<double>(::sysconf(_SC_CLK_TCK));
+}
+
+// Context switches (voluntary + involuntary) of every thread of `pid` so far, from
+// /proc/PID/task/*/status: each one is a thread going to sleep or being preempted, which
+// costs far more on a VM than on bare metal. Threads that have exited are not counted.
+inline double ProcessContextSwitches(pid_t pid) {
+  const std::string dir = "/proc/" + std::to_string(pid) + "/task";
+  DIR* d = ::opendir(dir.c_str());
+  if (d == nullptr) return 0;
+  double total = 0;
+  while (const dirent* e = ::readdir(d)) {
+    if (e->d_name[0] == '.') continue;
+    std::ifstream f(dir + "/" + e->d_name + "/status");
+    std::string line;
+    while (std::getline(f, line)) {
+      if (line.rfind("voluntary_ctxt_switches:", 0) == 0 ||
+          line.rfind("nonvoluntary_ctxt_switches:", 0) == 0) {
+        total += std::strtod(line.c_str() + line.find(':') + 1, nullptr);
+      }
+    }
+  }
+  ::closedir(d);
+  return total;
 }
 
 // The machine's CPU time counters (/proc/stat, first line), to report how much of a run

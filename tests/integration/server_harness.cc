@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <thread>
@@ -32,6 +33,9 @@ ServerHarness::~ServerHarness() {
 }
 
 std::string ServerHarness::bin(const std::string& name) const {
+  // TOANI_TEST_BIN_DIR runs other builds of the binaries (A/B benchmark runs).
+  if (const char* dir = std::getenv("TOANI_TEST_BIN_DIR"); dir != nullptr && *dir != '\0')
+    return std::string(dir) + "/" + name;
   return std::string(TOANI_BUILD_DIR) + "/bin/" + name;
 }
 
@@ -45,8 +49,8 @@ Status ServerHarness::Start() {
       ::dup2(fileno(log), 2);
     }
     std::string toani = bin("toani");
-    std::vector<std::string> args = {toani, "server", "--dev", "--data", data_, "--listen",
-                                     "127.0.0.1:0"};
+    std::vector<std::string> args = {toani, "server",   "--dev",      "--data",
+                                     data_, "--listen", "127.0.0.1:0"};
     args.insert(args.end(), extra_args.begin(), extra_args.end());
     std::vector<char*> argv;
     for (std::string& a : args) argv.push_back(a.data());
