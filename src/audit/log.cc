@@ -285,7 +285,12 @@ StatusOr<AppendResult> AuditLog::Append(nlohmann::json fields) {
   std::unique_lock<std::mutex> lk(mu_);
   if (fault_) return Status::Unavailable("audit log refuses appends: " + *fault_);
   queue_.push_back(&p);
-  if (leader_active_) leader_cv_.notify_one();
+  // Wake the leader only when it can send now: it waits for an entry only when the
+  // queue is empty, and otherwise for a free slot (the writer wakes it for that).
+  if (leader_active_ && queue_.size() == 1 && unfinished_ < kMaxInFlight &&
+      (unfinished_ == 0 || submit_epoch_ == epoch_)) {
+    leader_cv_.notify_one();
+  }
   // Wait until our entry is committed, or until there is no leader and we are first in
   // line (a leader hands over to the front of the queue when it leaves).
   p.cv.wait(lk, [&] { return p.done || (!leader_active_ && queue_.front() == &p); });
