@@ -133,15 +133,19 @@ Status KeydProcess::Submit(std::string_view payload, Waiter* me, std::shared_ptr
 StatusOr<std::string> KeydProcess::Await(Waiter* me, const std::shared_ptr<Conn>& conn) {
   std::unique_lock<std::mutex> lock(mu_);
   me->waiting = true;
-  while (!me->done) {
-    if (conn->reader_active) {
+  for (;;) {
+    if (me->done) {
+      // Replies already read in are handed out before leaving, so that no caller is
+      // woken only to take them from the buffer.
+      if (conn->reader_active || conn->inflight.empty() || !conn->reader.HasFrame()) break;
+    } else if (conn->reader_active) {
       me->cv.wait(lock);
       continue;
     }
     // No one is reading: read replies, handing each to its caller, until ours is here.
     conn->reader_active = true;
     lock.unlock();
-    StatusOr<std::string> reply = ReadRawFrame(conn->fd);
+    StatusOr<std::string> reply = conn->reader.Next();
     lock.lock();
     conn->reader_active = false;
     if (!reply.ok() || conn->inflight.empty()) {

@@ -29,6 +29,7 @@
 #include <string_view>
 
 #include "common/status.h"
+#include "keyd/protocol.h"
 
 namespace toani::keyd {
 
@@ -81,11 +82,12 @@ class KeydProcess : public KeyServiceClient {
   class Pending;
   // The socket to one keyd child; closed when the last caller using it lets go.
   struct Conn {
-    explicit Conn(int f) : fd(f) {}
+    explicit Conn(int f) : fd(f), reader(f) {}
     ~Conn();
     const int fd;
     std::deque<Waiter*> inflight;  // in the order their frames were written (under mu_)
     bool reader_active = false;    // a caller is reading replies (under mu_)
+    FrameReader reader;            // used by the reading caller only
   };
   Status StartLocked();  // spawns keyd and reads its status; needs write_mu_ and mu_
   void ReapLocked();     // shuts the socket down, kills and reaps the child

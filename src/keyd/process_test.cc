@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <chrono>
 #include <fstream>
 #include <sstream>
 #include <thread>
@@ -212,6 +213,81 @@ TEST(KeydProtocol, MalformedFramesGetErrorRepliesNotCrashes) {
   ASSERT_TRUE(last.ok());
   EXPECT_EQ((*last)["error"]["code"], "payload-too-large");
   ::close(sv[0]);
+  keyd.join();
+  ::close(sv[1]);
+}
+
+// The buffered reader hands out whole frames however the bytes arrive: several in one
+// write, one trickled a byte at a time, one of the largest size; a bad length is refused
+// and a stream cut inside a frame is a lost connection, not a short frame.
+TEST(KeydProtocol, FrameReaderTakesWholeFramesHoweverTheBytesArrive) {
+  int sv[2];
+  ASSERT_EQ(::socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+  const std::string big(kMaxFrameBytes, 'b');
+  std::thread writer([&] {
+    EXPECT_TRUE(WriteRawFrames(sv[1], {"one", std::string("\x03two", 4), "three"}).ok());
+    std::string slow;
+    slow.append({0, 0, 0, 5});
+    slow += "trick";
+    for (char c : slow) {
+      EXPECT_EQ(::write(sv[1], &c, 1), 1);
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
+    EXPECT_TRUE(WriteRawFrame(sv[1], big).ok());
+    const uint8_t too_long[4] = {0x00, 0x10, 0x00, 0x01};  // 1 MiB + 1
+    EXPECT_EQ(::write(sv[1], too_long, 4), 4);
+  });
+  FrameReader reader(sv[0]);
+  EXPECT_FALSE(reader.HasFrame());
+  auto one = reader.Next();
+  ASSERT_TRUE(one.ok());
+  EXPECT_EQ(*one, "one");
+  // The writer sent three at once: the others are buffered, so no read is needed.
+  EXPECT_TRUE(reader.HasFrame());
+  EXPECT_EQ(*reader.Next(), std::string("\x03two", 4));
+  EXPECT_EQ(*reader.Next(), "three");
+  EXPECT_EQ(*reader.Next(), "trick");
+  auto large = reader.Next();
+  ASSERT_TRUE(large.ok());
+  EXPECT_TRUE(*large == big);
+  auto refused = reader.Next();
+  EXPECT_EQ(refused.status().code(), StatusCode::kPayloadTooLarge);
+  writer.join();
+  ::close(sv[0]);
+  ::close(sv[1]);
+
+  ASSERT_EQ(::socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+  const uint8_t cut[6] = {0, 0, 0, 9, 'a', 'b'};  // 9 bytes announced, 2 sent
+  ASSERT_EQ(::write(sv[1], cut, sizeof cut), 6);
+  ::close(sv[1]);
+  FrameReader cut_reader(sv[0]);
+  EXPECT_FALSE(cut_reader.HasFrame());
+  EXPECT_EQ(cut_reader.Next().status().code(), StatusCode::kUnavailable);
+  ::close(sv[0]);
+}
+
+// keyd answers frames that arrive together in one write, but each in its place: a
+// malformed frame among them gets its error reply in order and keyd reads on.
+TEST(KeydProtocol, FramesSentTogetherAreAnsweredInOrder) {
+  TempDir d;
+  int sv[2];
+  ASSERT_EQ(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+  std::thread keyd([&] { EXPECT_EQ(RunKeydWithFd(sv[1], d.path.string()), 0); });
+  std::vector<std::string> frames;
+  for (int i = 0; i < 40; ++i) frames.push_back(i == 17 ? "not json" : R"({"op":"status"})");
+  ASSERT_TRUE(WriteRawFrames(sv[0], frames).ok());
+  FrameReader reader(sv[0]);
+  for (int i = 0; i < 40; ++i) {
+    auto reply = reader.Next();
+    ASSERT_TRUE(reply.ok()) << i;
+    auto j = json::parse(*reply);
+    EXPECT_EQ(j["ok"], i != 17) << i << " " << *reply;
+  }
+  ASSERT_TRUE(WriteRawFrame(sv[0], R"({"op":"status"})").ok());  // still reading
+  auto alive = reader.Next();
+  ASSERT_TRUE(alive.ok());
+  EXPECT_EQ(json::parse(*alive)["ok"], true);
+  ::close(sv[0]);  // keyd sees the server go away and exits 0
   keyd.join();
   ::close(sv[1]);
 }
