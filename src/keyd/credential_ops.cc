@@ -3,6 +3,7 @@
 
 #include "common/encoding.h"
 #include "common/jcs.h"
+#include "common/secret.h"
 #include "common/standard_webhooks.h"
 #include "crypto/aead.h"
 #include "crypto/kdf.h"
@@ -153,6 +154,45 @@ StatusOr<json> KeyService::MintToken(const json& req) {
   return json{{"token", std::move(t.token)}, {"jti", std::move(t.jti)}, {"exp", std::move(t.exp)}};
 }
 
+StatusOr<std::string> CanonicalClaims(const MintRequest& r, const std::string& jti,
+                                      const std::string& iat, const std::string& exp,
+                                      const std::string& measurement) {
+  std::string out;
+  out.reserve(512);
+  Status st = Status::Ok();
+  const auto str = [&](const char* name, std::string_view value) {
+    out += name;
+    if (st.ok()) st = AppendJsonString(value, &out);
+  };
+  str("{\"action\":", r.action);
+  out += ",\"cred\":[";
+  for (size_t i = 0; i < r.cred.size(); ++i) {
+    if (i > 0) out += ',';
+    if (st.ok()) st = AppendJsonString(r.cred[i], &out);
+  }
+  out += ']';
+  str(",\"exp\":", exp);
+  TOANI_ASSIGN_OR_RETURN(std::string hitl, TryCanonicalizeJson(r.hitl));
+  out += ",\"hitl\":";
+  out += hitl;
+  str(",\"iat\":", iat);
+  str(",\"iss\":", "toani-keyd");
+  str(",\"jti\":", jti);
+  str(",\"nbf\":", iat);
+  str(",\"params_hash\":", r.params_hash);
+  str(",\"policy_id\":", r.policy_id);
+  out += ",\"policy_version\":";
+  out += FormatJsonNumber(static_cast<double>(r.policy_version));
+  str(",\"risk_tier\":", r.risk_tier);
+  std::string sub = r.tenant + ":" + r.agent + ":" + r.user;
+  str(",\"sub\":", sub);
+  SecureWipe(sub.data(), sub.size());
+  str(",\"tee\":{\"measurement\":", measurement);
+  out += ",\"simulated\":true}}";
+  if (!st.ok()) return st;
+  return out;
+}
+
 StatusOr<MintedToken> KeyService::Mint(const MintRequest& r) {
   if (r.ttl_seconds < 1 || r.ttl_seconds > kMaxTtlSeconds)
     return Status::InvalidArgument("ttl_seconds must be 1..3600");
@@ -167,22 +207,8 @@ StatusOr<MintedToken> KeyService::Mint(const MintRequest& r) {
   const SysTime now = opts_.clock();
   const std::string iat = FormatRfc3339(now);
   out.exp = FormatRfc3339(now + std::chrono::seconds(r.ttl_seconds));
-  json claims = {{"jti", out.jti},
-                 {"iss", "toani-keyd"},
-                 {"sub", r.tenant + ":" + r.agent + ":" + r.user},
-                 {"iat", iat},
-                 {"nbf", iat},
-                 {"exp", out.exp},
-                 {"policy_id", r.policy_id},
-                 {"policy_version", r.policy_version},
-                 {"action", r.action},
-                 {"params_hash", r.params_hash},
-                 {"risk_tier", r.risk_tier},
-                 {"hitl", r.hitl},
-                 {"cred", r.cred},
-                 {"tee", {{"measurement", opts_.measurement}, {"simulated", true}}}};
   TOANI_ASSIGN_OR_RETURN(const TenantKey* tk, keyring_->Current(r.tenant));
-  auto payload = TryCanonicalizeJson(claims);
+  auto payload = CanonicalClaims(r, out.jti, iat, out.exp, opts_.measurement);
   if (!payload.ok()) return Status::InvalidArgument("claims are not valid JSON text");
   const std::string footer = "{\"kid\":" + json(tk->kid).dump() + "}";
   TOANI_ASSIGN_OR_RETURN(

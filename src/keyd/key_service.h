@@ -26,6 +26,14 @@
 
 namespace toani::keyd {
 
+// The claims of an Action Token (formats.md §4) in their RFC 8785 form, written member by
+// member in the canonical (sorted) order: the bytes TryCanonicalizeJson gives for the
+// same object, without building it (KeyServiceTest checks that they are).
+// InvalidArgument for a string that is not UTF-8.
+StatusOr<std::string> CanonicalClaims(const MintRequest& r, const std::string& jti,
+                                      const std::string& iat, const std::string& exp,
+                                      const std::string& measurement);
+
 struct KeydOptions {
   std::string state_dir;    // dev-root.key or root.json, and keyring.json (created 0700)
   bool dev = false;         // dev: L0 from a key file; otherwise Shamir shares

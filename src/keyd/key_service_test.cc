@@ -8,6 +8,7 @@
 #include <fstream>
 
 #include "common/encoding.h"
+#include "common/jcs.h"
 #include "keyd/client.h"
 
 namespace toani::keyd {
@@ -340,6 +341,51 @@ TEST_F(KeyServiceTest, BinaryMintMintsWhatTheJsonOpMints) {
   // A malformed frame gets an error reply, not a token.
   json bad = json::parse(svc_->HandleBinary(std::string("\x03\x00", 2)));
   EXPECT_EQ(bad["error"]["code"], "invalid-argument");
+}
+
+// The hand-written claims are exactly the canonical form of the claims object, for
+// awkward values too: non-ASCII and control characters, nested hitl members out of
+// order, several or no credentials, the largest and a negative version.
+TEST(CanonicalClaimsTest, AreTheCanonicalFormOfTheClaimsObject) {
+  MintRequest r = SampleMint();
+  const auto claims = [](const MintRequest& m) {
+    return json{{"jti", "J"},
+                {"iss", "toani-keyd"},
+                {"sub", m.tenant + ":" + m.agent + ":" + m.user},
+                {"iat", "2026-01-01T00:00:00Z"},
+                {"nbf", "2026-01-01T00:00:00Z"},
+                {"exp", "2026-01-01T00:01:00Z"},
+                {"policy_id", m.policy_id},
+                {"policy_version", m.policy_version},
+                {"action", m.action},
+                {"params_hash", m.params_hash},
+                {"risk_tier", m.risk_tier},
+                {"hitl", m.hitl},
+                {"cred", m.cred},
+                {"tee", {{"measurement", "M\u00e9"}, {"simulated", true}}}};
+  };
+  std::vector<MintRequest> cases = {r};
+  MintRequest odd = r;
+  odd.user = "\xc3\xa9l\xc3\xa8ve \"q\" \\ \n\t\x01 \xf0\x9f\x94\x91";
+  odd.action = "bank.\xe2\x82\xac";
+  odd.hitl = {{"z", 1}, {"a", {{"y", 2.5}, {"b", nullptr}}}, {"approvers", {"x", "\x7f"}}};
+  odd.cred = {"c2", "c1", "c\u00fc"};
+  odd.policy_version = (int64_t{1} << 53) - 1;
+  cases.push_back(odd);
+  MintRequest none = r;
+  none.cred.clear();
+  none.policy_version = -7;
+  cases.push_back(none);
+  for (const MintRequest& m : cases) {
+    auto got = CanonicalClaims(m, "J", "2026-01-01T00:00:00Z", "2026-01-01T00:01:00Z", "M\u00e9");
+    ASSERT_TRUE(got.ok()) << got.status().ToString();
+    auto want = TryCanonicalizeJson(claims(m));
+    ASSERT_TRUE(want.ok());
+    EXPECT_EQ(*got, *want);
+  }
+  MintRequest bad = r;
+  bad.user = "\xff";
+  EXPECT_EQ(CanonicalClaims(bad, "J", "t", "t", "m").status().code(), StatusCode::kInvalidArgument);
 }
 
 TEST(KeydProcessTest, SpawnsAndAnswersOverSocket) {
