@@ -92,6 +92,7 @@ class PolicyPlane {
   std::mutex cache_mu_;
   struct CacheEntry {
     std::vector<std::pair<std::string, int64_t>> versions;
+    std::optional<int64_t> stamp;  // the store's PoliciesStamp when `versions` was current
     std::shared_ptr<const std::vector<policy::Policy>> policies;
   };
   std::map<std::string, CacheEntry> cache_;  // by tenant

@@ -463,13 +463,25 @@ HttpResponse PolicyPlane::Simulate(const Caller& c, const json& body) {
 StatusOr<std::shared_ptr<const std::vector<policy::Policy>>> PolicyPlane::CurrentPolicies(
     const std::string& tenant) {
   // Every request checks that the parsed copy is current (a new version applied on any
-  // node takes effect at once), reading only the versions; documents are read and parsed
-  // only when a version changed.
+  // node takes effect at once): first by the store's stamp, which changes whenever any
+  // version is stored; when that moved (or the store has none), by reading the tenant's
+  // versions. Documents are read and parsed only when a version changed. The stamp is
+  // read before the versions, so a version stored in between leaves an older stamp in
+  // the cache and the next request checks again.
+  TOANI_ASSIGN_OR_RETURN(std::optional<int64_t> stamp, d_.store->PoliciesStamp());
+  if (stamp) {
+    std::lock_guard<std::mutex> l(cache_mu_);
+    auto it = cache_.find(tenant);
+    if (it != cache_.end() && it->second.stamp == stamp) return it->second.policies;
+  }
   {
     TOANI_ASSIGN_OR_RETURN(auto current, d_.store->LatestPolicyVersions(tenant));
     std::lock_guard<std::mutex> l(cache_mu_);
     auto it = cache_.find(tenant);
-    if (it != cache_.end() && it->second.versions == current) return it->second.policies;
+    if (it != cache_.end() && it->second.versions == current) {
+      it->second.stamp = stamp;
+      return it->second.policies;
+    }
   }
   TOANI_ASSIGN_OR_RETURN(auto recs, d_.store->LatestPolicies(tenant));
   std::vector<std::pair<std::string, int64_t>> versions;
@@ -484,7 +496,7 @@ StatusOr<std::shared_ptr<const std::vector<policy::Policy>>> PolicyPlane::Curren
     if (p.ok()) parsed->push_back(std::move(p).value());
   }
   std::lock_guard<std::mutex> l(cache_mu_);
-  cache_[tenant] = {versions, parsed};
+  cache_[tenant] = {versions, stamp, parsed};
   return std::shared_ptr<const std::vector<policy::Policy>>(parsed);
 }
 

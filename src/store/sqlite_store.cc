@@ -158,6 +158,16 @@ class SqliteStore final : public Store {
     return out;
   }
 
+  // Versions are only ever inserted (never updated or deleted), so the largest rowid
+  // grows with every one stored, by this process or any other using the file.
+  StatusOr<std::optional<int64_t>> PoliciesStamp() override {
+    std::lock_guard<std::mutex> l(db_->mu);
+    Stmt s(db_.get(), "SELECT COALESCE(MAX(rowid), 0) FROM policies");
+    TOANI_RETURN_IF_ERROR(s.Ready());
+    if (s.Step() != SQLITE_ROW) return Status::Unavailable("sqlite: " + s.Error());
+    return std::optional<int64_t>(s.Int(0));
+  }
+
   StatusOr<std::vector<std::pair<std::string, int64_t>>> LatestPolicyVersions(
       const std::string& tenant) override {
     std::lock_guard<std::mutex> l(db_->mu);

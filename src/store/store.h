@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -136,6 +137,10 @@ class Store {
   virtual StatusOr<std::vector<PolicyRecord>> LatestPolicies(const std::string& tenant) = 0;
   // (policy_id, newest version) of each policy of the tenant, ordered by policy_id, without
   // the documents: lets a caller tell whether its parsed copy is current on every request.
+  // A number that changes whenever a policy version is stored, for any tenant, or
+  // nullopt when this store has no such cheap check: a caller whose parsed copy was read
+  // at the same stamp need not ask for the versions again.
+  virtual StatusOr<std::optional<int64_t>> PoliciesStamp() { return std::optional<int64_t>(); }
   virtual StatusOr<std::vector<std::pair<std::string, int64_t>>> LatestPolicyVersions(
       const std::string& tenant) {
     TOANI_ASSIGN_OR_RETURN(auto recs, LatestPolicies(tenant));
