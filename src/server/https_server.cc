@@ -1,5 +1,4 @@
 #include "server/https_server.h"
-#include "server/openssl_error.h"
 
 #include <openssl/bn.h>
 #include <openssl/err.h>
@@ -8,7 +7,6 @@
 #include <openssl/x509v3.h>
 
 #include <algorithm>
-#include <cctype>
 #include <atomic>
 #include <boost/asio/dispatch.hpp>
 #include <boost/asio/executor_work_guard.hpp>
@@ -20,6 +18,7 @@
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <boost/beast/ssl.hpp>
+#include <cctype>
 #include <cstdio>
 #include <mutex>
 #include <nlohmann/json.hpp>
@@ -27,6 +26,7 @@
 #include <thread>
 
 #include "common/encoding.h"
+#include "server/openssl_error.h"
 
 namespace toani {
 namespace {
@@ -117,13 +117,15 @@ PeerIdentity ExtractPeer(SSL* ssl) {
     if (BIGNUM* bn = ASN1_INTEGER_to_BN(serial, nullptr)) {
       if (char* hex = BN_bn2hex(bn)) {
         peer.serial_hex = hex;
-        for (char& ch : peer.serial_hex) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+        for (char& ch : peer.serial_hex)
+          ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
         OPENSSL_free(hex);
       }
       BN_free(bn);
     }
   }
-  if (STACK_OF(X509)* chain = SSL_get0_verified_chain(ssl); chain != nullptr && sk_X509_num(chain) > 1) {
+  if (STACK_OF(X509)* chain = SSL_get0_verified_chain(ssl);
+      chain != nullptr && sk_X509_num(chain) > 1) {
     if (X509_digest(sk_X509_value(chain, 1), EVP_sha256(), md, &md_len) == 1)
       peer.issuer_sha256 = HexEncode(std::span<const uint8_t>(md, md_len));
   }
@@ -219,6 +221,19 @@ class Session : public std::enable_shared_from_this<Session> {
   // body is read: trickling headers or body never extends it (slow loris).
   void StartRequest() {
     Arm();
+    // A small request usually arrives whole in the first read: parse it straight from the
+    // buffer, without the extra asynchronous steps (each a trip through the scheduler)
+    // of reading a header and a body that are already here.
+    beast::error_code parse_ec;
+    while (buffer_.size() > 0 && !parser_->is_done()) {
+      const size_t used = parser_->put(buffer_.data(), parse_ec);
+      if (parse_ec == http::error::need_more) break;
+      if (parse_ec) return OnReadError(parse_ec);
+      buffer_.consume(used);
+      if (used == 0) break;
+    }
+    if (parser_->is_done()) return Respond(Dispatch());
+    if (parser_->is_header_done()) return OnHeader({});
     http::async_read_header(
         stream_, buffer_, *parser_,
         [self = shared_from_this()](beast::error_code ec, size_t) { self->OnHeader(ec); });
