@@ -475,33 +475,5 @@ TEST_F(PolicyPlaneTest, RememberedSensitivityFollowsTheCredentialNotTheAction) {
   EXPECT_EQ(Call(Agent("payer"), "POST", "/v1/authorize", look).status, 200);
 }
 
-// The parsed policies are checked against the store on every request: a version that
-// another server stored in the same database file (another connection) takes effect on
-// the very next request here, and so does one stored for another tenant in between.
-TEST_F(PolicyPlaneTest, AVersionStoredByAnotherServerTakesEffectAtOnce) {
-  RegisterKey(key_);
-  ApplyV(1, 0);
-  const json look = {{"action", "bank.look"}, {"params", json::object()}};
-  ASSERT_EQ(Call(Agent("payer"), "POST", "/v1/authorize", look).status, 200);
-  ASSERT_EQ(Call(Agent("payer"), "POST", "/v1/authorize", look).status, 200);  // cached
-  auto other = store::OpenSqliteStore(dir_.path() + "/toani.db");
-  ASSERT_TRUE(other.ok());
-  auto v1 = (*other)->GetPolicy("dev", "bank", 1);
-  ASSERT_TRUE(v1.ok());
-  store::PolicyRecord elsewhere = *v1;  // another tenant's policy: nothing changes here
-  elsewhere.tenant = "acme";
-  ASSERT_TRUE((*other)->PutPolicy(elsewhere).ok());
-  ASSERT_EQ(Call(Agent("payer"), "POST", "/v1/authorize", look).status, 200);
-  store::PolicyRecord v2 = *v1;  // bank.look moved to the privileged credential
-  json doc = Doc(2, 0);
-  doc["actions"]["bank.look"]["credential"] = "cred_priv";
-  v2.version = 2;
-  v2.document = doc.dump();
-  ASSERT_TRUE((*other)->PutPolicy(v2).ok());
-  auto r = Call(Agent("payer"), "POST", "/v1/authorize", look);
-  EXPECT_EQ(r.status, 202) << r.body;
-  EXPECT_EQ(Body(r)["approvers_required"], 2);
-}
-
 }  // namespace
 }  // namespace toani::server

@@ -196,6 +196,20 @@ int RunServer(const ServerOptions& opts) {
   } else if (opts.store.empty() || opts.store == "sqlite" || opts.store == "embedded" ||
              opts.store.rfind("sqlite:", 0) == 0) {
     if (opts.store.rfind("sqlite:", 0) == 0) db_path = opts.store.substr(7);
+    // One server per SQLite file as well (a --store path outside the data directory could
+    // otherwise be shared): only this process writes it, which is also what lets the
+    // policy plane tell from its own writes whether its parsed policies are current.
+    const int db_lock = ::open(db_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (db_lock < 0) {
+      return Fail("store_failed", Status::Unavailable("cannot open the SQLite store " + db_path +
+                                                      ": " + std::strerror(errno)));
+    }
+    if (::flock(db_lock, LOCK_EX | LOCK_NB) != 0) {
+      return Fail("store_failed", Status::FailedPrecondition(
+                                      "another toani server is using the SQLite store " + db_path +
+                                      ": stop it first, or give this one its "
+                                      "own --store"));
+    }
     auto s = store::OpenSqliteStore(db_path);
     if (!s.ok()) return Fail("store_failed", s.status());
     sqlite_store = std::move(*s);

@@ -1,5 +1,6 @@
 #include <sqlite3.h>
 
+#include <atomic>
 #include <cstring>
 #include <mutex>
 
@@ -137,7 +138,11 @@ class SqliteStore final : public Store {
     std::lock_guard<std::mutex> l(db_->mu);
     TOANI_RETURN_IF_ERROR(db_->Exec("BEGIN IMMEDIATE"));
     Status st = PutPolicyLocked(r);
-    TOANI_RETURN_IF_ERROR(db_->Exec(st.ok() ? "COMMIT" : "ROLLBACK"));
+    Status end = db_->Exec(st.ok() ? "COMMIT" : "ROLLBACK");
+    // Moved after the transaction, whatever its outcome: a reader that saw the old stamp
+    // checks the versions again, which is always safe.
+    policies_stored_.fetch_add(1);
+    TOANI_RETURN_IF_ERROR(end);
     return st;
   }
 
@@ -158,14 +163,10 @@ class SqliteStore final : public Store {
     return out;
   }
 
-  // Versions are only ever inserted (never updated or deleted), so the largest rowid
-  // grows with every one stored, by this process or any other using the file.
+  // Counts the versions this store object has stored: the server is the file's only
+  // writer (it locks the file), so nothing else can add one.
   StatusOr<std::optional<int64_t>> PoliciesStamp() override {
-    std::lock_guard<std::mutex> l(db_->mu);
-    Stmt s(db_.get(), "SELECT COALESCE(MAX(rowid), 0) FROM policies");
-    TOANI_RETURN_IF_ERROR(s.Ready());
-    if (s.Step() != SQLITE_ROW) return Status::Unavailable("sqlite: " + s.Error());
-    return std::optional<int64_t>(s.Int(0));
+    return std::optional<int64_t>(policies_stored_.load());
   }
 
   StatusOr<std::vector<std::pair<std::string, int64_t>>> LatestPolicyVersions(
@@ -298,6 +299,7 @@ class SqliteStore final : public Store {
   }
 
   std::unique_ptr<Db> db_;
+  std::atomic<int64_t> policies_stored_{0};  // PutPolicy calls (PoliciesStamp)
 };
 
 class SqliteReplayStore final : public ReplayStore {

@@ -50,6 +50,28 @@ TEST(SqliteStore, PolicyVersionsOnlyGoUp) {
   EXPECT_TRUE((*s)->GetPolicy("dev", "p", 2).ok());  // every version is kept
 }
 
+// The stamp the policy plane checks before it reads versions: it moves with every
+// version stored, for any tenant (a refused one may move it too: that only costs a read).
+TEST(SqliteStore, PoliciesStampMovesWithEveryVersionStored) {
+  TempDb t;
+  auto s = OpenSqliteStore(t.path);
+  ASSERT_TRUE(s.ok());
+  auto stamp = [&] {
+    auto v = (*s)->PoliciesStamp();
+    EXPECT_TRUE(v.ok() && v->has_value());
+    return v.ok() && v->has_value() ? **v : -1;
+  };
+  const int64_t s0 = stamp();
+  EXPECT_EQ(stamp(), s0);  // reading does not move it
+  ASSERT_TRUE((*s)->PutPolicy({"dev", "p", 1, "{}", "t"}).ok());
+  const int64_t s1 = stamp();
+  EXPECT_NE(s1, s0);
+  ASSERT_TRUE((*s)->PutPolicy({"acme", "q", 1, "{}", "t"}).ok());
+  const int64_t s2 = stamp();
+  EXPECT_NE(s2, s1);
+  EXPECT_NE(s2, s0);
+}
+
 TEST(SqliteStore, AuditIsAppendOnlyEvenToRawSql) {
   TempDb t;
   {

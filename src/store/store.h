@@ -139,7 +139,9 @@ class Store {
   // the documents: lets a caller tell whether its parsed copy is current on every request.
   // A number that changes whenever a policy version is stored, for any tenant, or
   // nullopt when this store has no such cheap check: a caller whose parsed copy was read
-  // at the same stamp need not ask for the versions again.
+  // at the same stamp need not ask for the versions again. SQLite counts the versions this
+  // store object stored, which covers every one because the server is the file's only
+  // writer (it locks the file); PostgreSQL, shared by the nodes of a cluster, has none.
   virtual StatusOr<std::optional<int64_t>> PoliciesStamp() { return std::optional<int64_t>(); }
   virtual StatusOr<std::vector<std::pair<std::string, int64_t>>> LatestPolicyVersions(
       const std::string& tenant) {

@@ -129,6 +129,38 @@ TEST(AuditServer, ASecondServerOnTheSameDataDirectoryIsRefused) {
   EXPECT_TRUE(again.ok()) << again.message();
 }
 
+// Nor can two servers with data directories of their own share one SQLite store file
+// (--store sqlite:PATH): the second is refused before it touches the file.
+TEST(AuditServer, ASecondServerOnTheSameSqliteStoreIsRefused) {
+  ServerHarness h;
+  const std::string db = h.data_dir() + "-shared.db";
+  h.extra_args = {"--store", "sqlite:" + db};
+  ASSERT_TRUE(h.Start().ok());
+  ASSERT_EQ(Deny(h, "first"), 404);  // the first server writes the shared file
+  const std::string other = h.data_dir() + "-other";
+  const std::string cmd = "timeout 30 " + h.bin("toani") + " server --dev --data " + other +
+                          " --store sqlite:" + db + " --listen 127.0.0.1:0 2>&1";
+  FILE* p = ::popen(cmd.c_str(), "r");
+  ASSERT_NE(p, nullptr);
+  std::string out;
+  char buf[512];
+  for (size_t n; (n = std::fread(buf, 1, sizeof buf, p)) > 0;) out.append(buf, n);
+  const int st = ::pclose(p);
+  ASSERT_TRUE(WIFEXITED(st)) << out;
+  EXPECT_EQ(WEXITSTATUS(st), 1) << out;
+  EXPECT_NE(out.find("another toani server is using the SQLite store " + db), std::string::npos)
+      << out;
+  EXPECT_EQ(Deny(h, "still"), 404);  // the first one is untouched
+  auto ready = h.Call("admin", "GET", "/readyz", "");
+  ASSERT_TRUE(ready.ok());
+  EXPECT_EQ(ready->status, 200) << ready->body;
+  h.Stop();
+  fs::remove_all(other);
+  fs::remove(db);
+  fs::remove(db + "-wal");
+  fs::remove(db + "-shm");
+}
+
 TEST(AuditServer, RestoringAnOlderDatabaseIsDetected) {
   ServerHarness h;
   ASSERT_TRUE(h.Start().ok());
