@@ -1,7 +1,10 @@
 #include <sqlite3.h>
 
 #include <cstring>
+#include <map>
 #include <mutex>
+#include <string>
+#include <string_view>
 
 #include "store/audit_store.h"
 
@@ -48,6 +51,7 @@ class Stmt {
 class SqliteAuditStore final : public AuditStore {
  public:
   ~SqliteAuditStore() override {
+    for (auto& [sql, s] : prepared_) sqlite3_finalize(s);
     if (db_ != nullptr) sqlite3_close_v2(db_);
   }
 
@@ -64,15 +68,15 @@ class SqliteAuditStore final : public AuditStore {
   Status AppendBatch(const std::vector<AuditRow>& rows,
                      const std::vector<AuditTileRow>& tiles) override {
     std::lock_guard<std::mutex> l(mu_);
-    TOANI_RETURN_IF_ERROR(Exec("BEGIN IMMEDIATE"));
+    TOANI_RETURN_IF_ERROR(Run("BEGIN IMMEDIATE"));
     Status st = AppendLocked(rows, tiles);
     if (!st.ok()) {
-      (void)Exec("ROLLBACK");
+      (void)Run("ROLLBACK");
       return st;
     }
     // synchronous=FULL in WAL mode: the WAL is fsync'd at COMMIT, before this returns.
-    st = Exec("COMMIT");
-    if (!st.ok()) (void)Exec("ROLLBACK");
+    st = Run("COMMIT");
+    if (!st.ok()) (void)Run("ROLLBACK");
     return st;
   }
 
@@ -128,6 +132,34 @@ class SqliteAuditStore final : public AuditStore {
   }
 
  private:
+  // The statements of the append path, prepared once (every group commit runs them;
+  // preparing each time was a visible share of the writer's CPU). Under mu_; the
+  // statement comes back reset, its bindings cleared.
+  StatusOr<sqlite3_stmt*> Prepared(const char* sql) {
+    auto it = prepared_.find(std::string_view(sql));
+    if (it != prepared_.end()) {
+      sqlite3_reset(it->second);
+      sqlite3_clear_bindings(it->second);
+      return it->second;
+    }
+    sqlite3_stmt* s = nullptr;
+    if (sqlite3_prepare_v3(db_, sql, -1, SQLITE_PREPARE_PERSISTENT, &s, nullptr) != SQLITE_OK) {
+      return Status::Unavailable(std::string("sqlite: ") + sqlite3_errmsg(db_));
+    }
+    prepared_.emplace(sql, s);
+    return s;
+  }
+
+  // Runs a statement without results (BEGIN, COMMIT, ROLLBACK).
+  Status Run(const char* sql) {
+    TOANI_ASSIGN_OR_RETURN(sqlite3_stmt * s, Prepared(sql));
+    const int rc = sqlite3_step(s);
+    sqlite3_reset(s);
+    if (rc != SQLITE_DONE)
+      return Status::Unavailable(std::string("sqlite: ") + sqlite3_errmsg(db_));
+    return Status::Ok();
+  }
+
   Status Exec(const char* sql) {
     char* err = nullptr;
     if (sqlite3_exec(db_, sql, nullptr, nullptr, &err) != SQLITE_OK) {
@@ -139,33 +171,45 @@ class SqliteAuditStore final : public AuditStore {
   }
 
   Status AppendLocked(const std::vector<AuditRow>& rows, const std::vector<AuditTileRow>& tiles) {
-    Stmt s(db_, "INSERT INTO audit_log(idx, entry, leaf_hash) VALUES(?,?,?)");
-    TOANI_RETURN_IF_ERROR(s.Ready());
+    TOANI_ASSIGN_OR_RETURN(sqlite3_stmt * s,
+                           Prepared("INSERT INTO audit_log(idx, entry, leaf_hash) VALUES(?,?,?)"));
     for (const auto& r : rows) {
-      sqlite3_reset(s.get());
-      sqlite3_bind_int64(s.get(), 1, static_cast<int64_t>(r.index));
-      sqlite3_bind_text(s.get(), 2, r.entry.data(), static_cast<int>(r.entry.size()),
-                        SQLITE_STATIC);
-      sqlite3_bind_blob(s.get(), 3, r.leaf_hash.data(), 32, SQLITE_STATIC);
-      if (sqlite3_step(s.get()) != SQLITE_DONE)
-        return Status::Unavailable("audit: append failed: " + s.Error());
+      sqlite3_reset(s);
+      sqlite3_bind_int64(s, 1, static_cast<int64_t>(r.index));
+      sqlite3_bind_text(s, 2, r.entry.data(), static_cast<int>(r.entry.size()), SQLITE_STATIC);
+      sqlite3_bind_blob(s, 3, r.leaf_hash.data(), 32, SQLITE_STATIC);
+      if (sqlite3_step(s) != SQLITE_DONE) {
+        Status failed =
+            Status::Unavailable(std::string("audit: append failed: ") + sqlite3_errmsg(db_));
+        sqlite3_reset(s);
+        return failed;
+      }
     }
-    Stmt t(db_, "INSERT INTO audit_tiles(level, n, hashes) VALUES(?,?,?)");
-    TOANI_RETURN_IF_ERROR(t.Ready());
+    sqlite3_reset(s);
+    sqlite3_clear_bindings(s);  // the rows' buffers are about to go
+    TOANI_ASSIGN_OR_RETURN(sqlite3_stmt * t,
+                           Prepared("INSERT INTO audit_tiles(level, n, hashes) VALUES(?,?,?)"));
     for (const auto& tile : tiles) {
-      sqlite3_reset(t.get());
-      sqlite3_bind_int(t.get(), 1, tile.level);
-      sqlite3_bind_int64(t.get(), 2, static_cast<int64_t>(tile.n));
-      sqlite3_bind_blob(t.get(), 3, tile.hashes.data(), static_cast<int>(tile.hashes.size()),
+      sqlite3_reset(t);
+      sqlite3_bind_int(t, 1, tile.level);
+      sqlite3_bind_int64(t, 2, static_cast<int64_t>(tile.n));
+      sqlite3_bind_blob(t, 3, tile.hashes.data(), static_cast<int>(tile.hashes.size()),
                         SQLITE_STATIC);
-      if (sqlite3_step(t.get()) != SQLITE_DONE)
-        return Status::Unavailable("audit: tile append failed: " + t.Error());
+      if (sqlite3_step(t) != SQLITE_DONE) {
+        Status failed =
+            Status::Unavailable(std::string("audit: tile append failed: ") + sqlite3_errmsg(db_));
+        sqlite3_reset(t);
+        return failed;
+      }
     }
+    sqlite3_reset(t);
+    sqlite3_clear_bindings(t);
     return Status::Ok();
   }
 
   std::mutex mu_;
   sqlite3* db_ = nullptr;
+  std::map<std::string, sqlite3_stmt*, std::less<>> prepared_;  // Prepared(), under mu_
 };
 
 }  // namespace
