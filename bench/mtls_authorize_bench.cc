@@ -2,6 +2,8 @@
 // `toani server --dev`, beside the baseline GET /healthz over the same connections in the
 // same run (TLS + HTTP + route table, no policy, keyd or audit work). Prints requests/s,
 // p50 and p99 of each, and the peak resident memory (VmHWM) of the server and of keyd.
+// One event-driven client thread drives every connection (event_load.h), and prints its
+// own CPU per request too: it shares the two cores with the server and keyd.
 //
 //   mtls_authorize_bench [--connections N] [--threads T] [--seconds S] [--runs R]
 //
@@ -29,7 +31,7 @@
 #include <vector>
 
 #include "common/encoding.h"
-#include "keepalive_client.h"
+#include "event_load.h"
 #include "proc_cpu.h"
 #include "server/https_server.h"
 #include "server/pki.h"
@@ -47,44 +49,18 @@ struct Result {
   size_t failed = 0, done = 0;
 };
 
+// One timed phase: `conns` keep-alive connections driven by one event loop (a closed
+// loop: each sends its next request when its answer is in), `raw` on every one.
 Result Load(int port, const std::string& pki, int conns, int seconds, const std::string& raw,
             int want_status) {
-  std::vector<std::vector<double>> lat(static_cast<size_t>(conns));
-  std::atomic<size_t> failed{0};
-  std::atomic<bool> stop{false};
-  std::vector<std::thread> ts;
-  auto t0 = Clock::now();
-  for (int i = 0; i < conns; ++i) {
-    ts.emplace_back([&, i] {
-      toani::bench::KeepAliveClient c(port, pki, "agent");
-      if (!c.Connect()) {
-        ++failed;
-        return;
-      }
-      auto& mine = lat[static_cast<size_t>(i)];
-      while (!stop.load(std::memory_order_relaxed)) {
-        auto s = Clock::now();
-        const int st = c.Send(raw).status;
-        if (st != want_status) {
-          ++failed;
-          if (st == 0) return;
-          continue;
-        }
-        mine.push_back(std::chrono::duration<double, std::milli>(Clock::now() - s).count());
-      }
-    });
-  }
-  std::this_thread::sleep_for(std::chrono::seconds(seconds));
-  stop = true;
-  for (auto& t : ts) t.join();
-  double secs = std::chrono::duration<double>(Clock::now() - t0).count();
-  std::vector<double> all;
-  for (auto& v : lat) all.insert(all.end(), v.begin(), v.end());
+  toani::bench::EventLoad load(port, pki, "agent");
+  toani::bench::EventLoadResult run = load.Run(conns, seconds, raw, want_status);
+  std::vector<double>& all = run.latencies_ms;
   std::sort(all.begin(), all.end());
   Result r;
-  r.failed = failed;
+  r.failed = run.failed;
   r.done = all.size();
-  r.rps = static_cast<double>(all.size()) / secs;
+  r.rps = static_cast<double>(all.size()) / run.seconds;
   if (!all.empty()) {
     r.p50_ms = all[all.size() / 2];
     r.p99_ms = all[std::min(all.size() - 1, all.size() * 99 / 100)];
@@ -201,7 +177,7 @@ int main(int argc, char** argv) {
   int keyd_pid = ChildNamed(server_pid, "toani-keyd");
   (void)Load(port, pki, conns, 2, authz, 200);  // warm-up
   Result base = Load(port, pki, conns, seconds, health, 200);
-  std::printf("%-34s %12s %10s %10s %8s %14s %9s %9s\n", "phase", "req/s", "p50 ms", "p99 ms",
+  std::printf("%-34s %12s %10s %10s %8s %20s %9s %9s\n", "phase", "req/s", "p50 ms", "p99 ms",
               "failed", "CPU/req ms", "cs/req", "steal %");
   std::printf("%-34s %12.0f %10.2f %10.2f %8zu\n", "baseline GET /healthz", base.rps, base.p50_ms,
               base.p99_ms, base.failed);
@@ -213,7 +189,8 @@ int main(int argc, char** argv) {
   for (int run = 1; run <= runs; ++run) {
     const double server_cpu0 = ProcessCpuMs(server_pid),
                  keyd_cpu0 = keyd_pid > 0 ? ProcessCpuMs(keyd_pid) : 0,
-                 server_cs0 = toani::bench::ProcessContextSwitches(server_pid);
+                 server_cs0 = toani::bench::ProcessContextSwitches(server_pid),
+                 client_cpu0 = ProcessCpuMs(::getpid());
     const toani::bench::MachineCpu machine0 = toani::bench::ReadMachineCpu();
     Result auth = Load(port, pki, conns, seconds, authz, 200);
     const double steal = toani::bench::StealPercent(machine0, toani::bench::ReadMachineCpu());
@@ -222,10 +199,11 @@ int main(int argc, char** argv) {
     const double keyd_cpu = keyd_pid > 0 ? (ProcessCpuMs(keyd_pid) - keyd_cpu0) / requests : 0;
     const double server_cs =
         (toani::bench::ProcessContextSwitches(server_pid) - server_cs0) / requests;
+    const double client_cpu = (ProcessCpuMs(::getpid()) - client_cpu0) / requests;
     char cpu[64];
-    std::snprintf(cpu, sizeof cpu, "%.3f+%.3f", server_cpu, keyd_cpu);
+    std::snprintf(cpu, sizeof cpu, "%.3f+%.3f+%.3f", server_cpu, keyd_cpu, client_cpu);
     const std::string name = "POST /v1/authorize, run " + std::to_string(run);
-    std::printf("%-34s %12.0f %10.2f %10.2f %8zu %14s %9.1f %9.1f\n", name.c_str(), auth.rps,
+    std::printf("%-34s %12.0f %10.2f %10.2f %8zu %20s %9.1f %9.1f\n", name.c_str(), auth.rps,
                 auth.p50_ms, auth.p99_ms, auth.failed, cpu, server_cs, steal);
     met += auth.rps >= 3000 && auth.p99_ms < 10 && auth.failed == 0;
     results.push_back(auth);
@@ -237,7 +215,8 @@ int main(int argc, char** argv) {
   std::printf("authorize over %d runs: median %.0f req/s, median p99 %.2f ms; target met in %d\n",
               runs, rps[rps.size() / 2], p99[p99.size() / 2], met);
   std::printf(
-      "(CPU/req: server + keyd CPU time per request; cs/req: the server's context switches "
+      "(CPU/req: server + keyd + load generator CPU time per request; cs/req: the server's context "
+      "switches "
       "per request; steal: CPU the hypervisor took, runs are comparable only when it is near "
       "0)\n");
   std::printf("peak RSS: server %ld KiB, keyd %ld KiB\n", PeakRssKb(server_pid),
