@@ -9,10 +9,27 @@ std::string FormatRfc3339(SysTime t) {
   std::time_t tt = std::chrono::system_clock::to_time_t(t);
   std::tm tm{};
   gmtime_r(&tt, &tm);
-  char buf[64];
-  std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02dZ", tm.tm_year + 1900, tm.tm_mon + 1,
-                tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec);
-  return buf;
+  // Written by hand: snprintf's format parsing was a visible share of a token mint.
+  const int year = tm.tm_year + 1900;
+  if (year < 0 || year > 9999) {
+    char buf[64];
+    std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02dZ", year, tm.tm_mon + 1,
+                  tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec);
+    return buf;
+  }
+  std::string out = "0000-00-00T00:00:00Z";
+  const auto put2 = [&out](size_t at, int v) {
+    out[at] = static_cast<char>('0' + v / 10);
+    out[at + 1] = static_cast<char>('0' + v % 10);
+  };
+  put2(0, year / 100);
+  put2(2, year % 100);
+  put2(5, tm.tm_mon + 1);
+  put2(8, tm.tm_mday);
+  put2(11, tm.tm_hour);
+  put2(14, tm.tm_min);
+  put2(17, tm.tm_sec);
+  return out;
 }
 
 int64_t UnixSeconds(SysTime t) {

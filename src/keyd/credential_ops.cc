@@ -46,8 +46,16 @@ std::string Fingerprint(const SecretBytes& key, const SecretBytes& plain) {
   return "hmac-sha256:" + HexEncode(std::span<const uint8_t>(fp.data(), fp.size()));
 }
 
-std::string ImplicitAssertion(const std::string& measurement, const std::string& tenant) {
-  return CanonicalizeJson(json{{"tee", measurement}, {"tenant", tenant}});
+// {"tee": measurement, "tenant": tenant} in RFC 8785 form (members in canonical order).
+// A tenant that is not UTF-8 has no canonical form: InvalidArgument.
+StatusOr<std::string> ImplicitAssertion(const std::string& measurement, const std::string& tenant) {
+  std::string out = "{\"tee\":";
+  TOANI_RETURN_IF_ERROR(AppendJsonString(measurement, &out));
+  out += ",\"tenant\":";
+  if (!AppendJsonString(tenant, &out).ok())
+    return Status::InvalidArgument("tenant is not valid UTF-8");
+  out += '}';
+  return out;
 }
 
 StatusOr<SysTime> Time(const json& claims, const char* key) {
@@ -211,9 +219,9 @@ StatusOr<MintedToken> KeyService::Mint(const MintRequest& r) {
   auto payload = CanonicalClaims(r, out.jti, iat, out.exp, opts_.measurement);
   if (!payload.ok()) return Status::InvalidArgument("claims are not valid JSON text");
   const std::string footer = "{\"kid\":" + json(tk->kid).dump() + "}";
-  TOANI_ASSIGN_OR_RETURN(
-      out.token, crypto::PasetoV4LocalEncrypt(tk->token_key, *payload, footer,
-                                              ImplicitAssertion(opts_.measurement, r.tenant)));
+  TOANI_ASSIGN_OR_RETURN(std::string implicit, ImplicitAssertion(opts_.measurement, r.tenant));
+  TOANI_ASSIGN_OR_RETURN(out.token,
+                         crypto::PasetoV4LocalEncrypt(tk->token_key, *payload, footer, implicit));
   return out;
 }
 
@@ -230,8 +238,9 @@ StatusOr<json> KeyService::VerifyToken(const std::string& tenant, const std::str
   const TenantKey* tk = keyring_->ByKid(tenant, fj["kid"].get<std::string>());
   if (tk == nullptr)
     return Status::Unauthenticated("token key id is not one of this tenant's keys");
-  auto msg = crypto::PasetoV4LocalDecrypt(tk->token_key, token,
-                                          ImplicitAssertion(opts_.measurement, tenant));
+  auto implicit = ImplicitAssertion(opts_.measurement, tenant);
+  if (!implicit.ok()) return invalid;
+  auto msg = crypto::PasetoV4LocalDecrypt(tk->token_key, token, *implicit);
   if (!msg.ok() || msg->footer != *footer) return invalid;
   auto claims = json::parse(msg->payload, nullptr, false);
   if (claims.is_discarded() || !claims.is_object()) return invalid;

@@ -40,7 +40,10 @@ struct PolicyPlaneDeps {
 
 class PolicyPlane {
  public:
-  explicit PolicyPlane(PolicyPlaneDeps deps) : d_(std::move(deps)) {}
+  explicit PolicyPlane(PolicyPlaneDeps deps)
+      : d_(std::move(deps)),
+        tee_({{"measurement", d_.keyd_status.value("measurement", "")},
+              {"simulated", d_.keyd_status.value("simulated", true)}}) {}
 
   // Registers this plane's routes with their roles (docs/api.md "Policy plane"); the
   // table then authenticates, authorizes and parses bodies before calling in.
@@ -79,7 +82,7 @@ class PolicyPlane {
   HttpResponse PollToken(const Caller& c, const std::string& id);
 
   policy::DecisionEnv Env(const std::string& tenant, bool dry_run);
-  nlohmann::json Tee() const;
+  const nlohmann::json& Tee() const { return tee_; }
   StatusOr<keyd::MintedToken> MintToken(const Caller& c, const policy::Policy& p,
                                         const policy::ActionSpec& a, const std::string& params_hash,
                                         const std::string& user, const nlohmann::json& hitl);
@@ -89,6 +92,7 @@ class PolicyPlane {
   static constexpr size_t kMaxRememberedSensitivities = 100000;
   std::mutex sensitivity_mu_;
   std::map<std::pair<std::string, std::string>, policy::Sensitivity> sensitivity_;
+  const nlohmann::json tee_;  // the "tee" member of audit entries (keyd's measurement)
   std::mutex cache_mu_;
   struct CacheEntry {
     std::vector<std::pair<std::string, int64_t>> versions;

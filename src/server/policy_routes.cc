@@ -51,11 +51,6 @@ json VersionJson(const store::PolicyRecord& r) {
 
 }  // namespace
 
-json PolicyPlane::Tee() const {
-  return {{"measurement", d_.keyd_status.value("measurement", "")},
-          {"simulated", d_.keyd_status.value("simulated", true)}};
-}
-
 void PolicyPlane::Register(RouteTable& t) {
   // Every handler goes through Handle, which routes on the path as the table matched it.
   auto h = [this](const RouteContext& c) {
