@@ -23,6 +23,8 @@
 #include <string>
 #include <vector>
 
+#include "keepalive_client.h"
+
 namespace toani::bench {
 
 struct EventLoadResult {
@@ -34,14 +36,8 @@ struct EventLoadResult {
 class EventLoad {
  public:
   // `pki`: the server's dev PKI directory (ca.pem, <who>.pem, <who>-key.pem).
-  EventLoad(int port, const std::string& pki, const std::string& who) : port_(port) {
-    ctx_ = SSL_CTX_new(TLS_client_method());
-    SSL_CTX_set_min_proto_version(ctx_, TLS1_3_VERSION);
-    SSL_CTX_load_verify_locations(ctx_, (pki + "/ca.pem").c_str(), nullptr);
-    SSL_CTX_set_verify(ctx_, SSL_VERIFY_PEER, nullptr);
-    SSL_CTX_use_certificate_chain_file(ctx_, (pki + "/" + who + ".pem").c_str());
-    SSL_CTX_use_PrivateKey_file(ctx_, (pki + "/" + who + "-key.pem").c_str(), SSL_FILETYPE_PEM);
-  }
+  EventLoad(int port, const std::string& pki, const std::string& who)
+      : port_(port), ctx_(NewBenchClientContext(pki, who)) {}
   ~EventLoad() { SSL_CTX_free(ctx_); }
   EventLoad(const EventLoad&) = delete;
   EventLoad& operator=(const EventLoad&) = delete;

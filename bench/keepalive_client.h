@@ -21,17 +21,23 @@ struct KeepAliveResponse {
   std::string body;
 };
 
+// A TLS 1.3 client context that verifies the server against the dev CA and presents
+// `who`'s certificate. `pki`: the server's dev PKI directory (ca.pem, <who>.pem,
+// <who>-key.pem).
+inline SSL_CTX* NewBenchClientContext(const std::string& pki, const std::string& who) {
+  SSL_CTX* ctx = SSL_CTX_new(TLS_client_method());
+  SSL_CTX_set_min_proto_version(ctx, TLS1_3_VERSION);
+  SSL_CTX_load_verify_locations(ctx, (pki + "/ca.pem").c_str(), nullptr);
+  SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, nullptr);
+  SSL_CTX_use_certificate_chain_file(ctx, (pki + "/" + who + ".pem").c_str());
+  SSL_CTX_use_PrivateKey_file(ctx, (pki + "/" + who + "-key.pem").c_str(), SSL_FILETYPE_PEM);
+  return ctx;
+}
+
 class KeepAliveClient {
  public:
-  // `pki`: the server's dev PKI directory (ca.pem, <who>.pem, <who>-key.pem).
-  KeepAliveClient(int port, const std::string& pki, const std::string& who) : port_(port) {
-    ctx_ = SSL_CTX_new(TLS_client_method());
-    SSL_CTX_set_min_proto_version(ctx_, TLS1_3_VERSION);
-    SSL_CTX_load_verify_locations(ctx_, (pki + "/ca.pem").c_str(), nullptr);
-    SSL_CTX_set_verify(ctx_, SSL_VERIFY_PEER, nullptr);
-    SSL_CTX_use_certificate_chain_file(ctx_, (pki + "/" + who + ".pem").c_str());
-    SSL_CTX_use_PrivateKey_file(ctx_, (pki + "/" + who + "-key.pem").c_str(), SSL_FILETYPE_PEM);
-  }
+  KeepAliveClient(int port, const std::string& pki, const std::string& who)
+      : port_(port), ctx_(NewBenchClientContext(pki, who)) {}
   ~KeepAliveClient() {
     Close();
     SSL_CTX_free(ctx_);

@@ -41,6 +41,15 @@ long Deny(const ServerHarness& h, const std::string& tag) {
   return r.ok() ? r->status : -1;
 }
 
+// Runs a shell command to its end: its wait status, and its output in `out`.
+int RunToEnd(const std::string& cmd, std::string* out) {
+  FILE* p = ::popen(cmd.c_str(), "r");
+  if (p == nullptr) return -1;
+  char buf[512];
+  for (size_t n; (n = std::fread(buf, 1, sizeof buf, p)) > 0;) out->append(buf, n);
+  return ::pclose(p);
+}
+
 StatusOr<std::string> Export(const ServerHarness& h, audit::VerifierKey* key) {
   auto k = h.CallJson("admin", "GET", "/v1/audit/key");
   if (!k.ok()) return k.status();
@@ -107,14 +116,10 @@ TEST(AuditServer, ASecondServerOnTheSameDataDirectoryIsRefused) {
   ServerHarness h;
   ASSERT_TRUE(h.Start().ok());
   // `timeout`: if the second server were not refused, it would run until killed.
-  const std::string cmd = "timeout 30 " + h.bin("toani") + " server --dev --data " + h.data_dir() +
-                          " --listen 127.0.0.1:0 2>&1";
-  FILE* p = ::popen(cmd.c_str(), "r");
-  ASSERT_NE(p, nullptr);
   std::string out;
-  char buf[512];
-  for (size_t n; (n = std::fread(buf, 1, sizeof buf, p)) > 0;) out.append(buf, n);
-  const int st = ::pclose(p);
+  const int st = RunToEnd("timeout 30 " + h.bin("toani") + " server --dev --data " + h.data_dir() +
+                              " --listen 127.0.0.1:0 2>&1",
+                          &out);
   ASSERT_TRUE(WIFEXITED(st)) << out;
   EXPECT_EQ(WEXITSTATUS(st), 1) << out;
   EXPECT_NE(out.find("another toani server is running with data directory"), std::string::npos)
@@ -138,14 +143,10 @@ TEST(AuditServer, ASecondServerOnTheSameSqliteStoreIsRefused) {
   ASSERT_TRUE(h.Start().ok());
   ASSERT_EQ(Deny(h, "first"), 404);  // the first server writes the shared file
   const std::string other = h.data_dir() + "-other";
-  const std::string cmd = "timeout 30 " + h.bin("toani") + " server --dev --data " + other +
-                          " --store sqlite:" + db + " --listen 127.0.0.1:0 2>&1";
-  FILE* p = ::popen(cmd.c_str(), "r");
-  ASSERT_NE(p, nullptr);
   std::string out;
-  char buf[512];
-  for (size_t n; (n = std::fread(buf, 1, sizeof buf, p)) > 0;) out.append(buf, n);
-  const int st = ::pclose(p);
+  const int st = RunToEnd("timeout 30 " + h.bin("toani") + " server --dev --data " + other +
+                              " --store sqlite:" + db + " --listen 127.0.0.1:0 2>&1",
+                          &out);
   ASSERT_TRUE(WIFEXITED(st)) << out;
   EXPECT_EQ(WEXITSTATUS(st), 1) << out;
   EXPECT_NE(out.find("another toani server is using the SQLite store " + db), std::string::npos)
