@@ -17,7 +17,7 @@ std::string At(uint64_t i) { return "audit: entry " + std::to_string(i) + ": "; 
 struct AuditLog::Pending {
   nlohmann::json fields;
   // Single node: the entry already canonicalised by its own Append call (off the signing
-  // path) without v, index and time, which the writer thread inserts.
+  // path) without v, index and time, which the leader inserts.
   bool prepared = false;
   SignItem item;
   std::vector<TopMember> members;
@@ -285,10 +285,32 @@ StatusOr<AppendResult> AuditLog::Append(nlohmann::json fields) {
   std::unique_lock<std::mutex> lk(mu_);
   if (fault_) return Status::Unavailable("audit log refuses appends: " + *fault_);
   queue_.push_back(&p);
-  // The writer thread sends waiting entries to keyd and stores what keyd signed: wake it
-  // only when it is waiting for work (otherwise it takes this entry on its next turn).
-  if (writer_idle_) writer_cv_.notify_one();
-  p.cv.wait(lk, [&] { return p.done; });
+  // Wake the leader only when it can send now: it waits for an entry only when the
+  // queue is empty, and otherwise for a free slot (the writer wakes it for that).
+  if (leader_active_ && queue_.size() == 1 && unfinished_ < kMaxInFlight &&
+      (unfinished_ == 0 || submit_epoch_ == epoch_)) {
+    leader_cv_.notify_one();
+  }
+  // Wait until our entry is committed, or until there is no leader and we are first in
+  // line (a leader hands over to the front of the queue when it leaves).
+  p.cv.wait(lk, [&] { return p.done || (!leader_active_ && queue_.front() == &p); });
+  if (p.done) return std::move(p.result);
+  leader_active_ = true;
+  // Lead until our own entry is durable: send waiting entries to keyd in batches, keeping
+  // up to kMaxInFlight batches between keyd and disk (the writer thread takes all that
+  // keyd has been sent and stores them in one transaction).
+  while (!p.done) {
+    // After a failure, batches still in flight chain from entries that will never be
+    // stored: wait until they are gone, then chain explicitly from the stored log.
+    const bool can_chain = unfinished_ == 0 || submit_epoch_ == epoch_;
+    if (queue_.empty() || unfinished_ >= kMaxInFlight || !can_chain) {
+      leader_cv_.wait(lk);
+      continue;
+    }
+    SendBatchLocked(lk);
+  }
+  leader_active_ = false;
+  if (!queue_.empty()) queue_.front()->cv.notify_one();
   return std::move(p.result);
 }
 
@@ -331,7 +353,7 @@ void AuditLog::SendBatchLocked(std::unique_lock<std::mutex>& lk) {
                                {"v", v_member}});
     items.push_back(std::move(item));
   }
-  // Only the writer thread sends, so batches reach keyd in index order.
+  // Only this (leader) thread sends, so batches reach keyd in index order.
   auto call = signer_->SubmitItems(prev, std::move(items));
   lk.lock();
   in_flight_.push_back({std::move(batch), base, epoch, std::move(call)});
@@ -359,35 +381,15 @@ std::string ChainBreak(const std::vector<std::string>& entries, uint64_t size,
 }
 }  // namespace
 
-// The single-node sequencer (docs/audit-format.md §6, pipelining). One thread sends the
-// waiting entries to keyd in batches, up to kMaxInFlight batches between keyd and disk,
-// and stores what keyd signed, every batch already answered in one transaction. It sends
-// again just before each store, so keyd signs the next batch during the fsync. Appending
-// threads only queue their entry and wait for it to be stored.
 void AuditLog::WriterLoop() {
   std::unique_lock<std::mutex> lk(mu_);
-  const auto send_waiting = [&] {
-    // After a failure, batches still in flight chain from entries that will never be
-    // stored: they are voided as they are taken, then chaining restarts explicitly from
-    // the stored log.
-    while (!queue_.empty() && unfinished_ < kMaxInFlight &&
-           (unfinished_ == 0 || submit_epoch_ == epoch_)) {
-      SendBatchLocked(lk);
-    }
-  };
   for (;;) {
-    send_waiting();
-    if (in_flight_.empty()) {
-      // Stopping: everything handed over has been stored (or failed).
-      if (stop_ && queue_.empty()) return;
-      writer_idle_ = true;
-      writer_cv_.wait(lk, [&] { return stop_ || !queue_.empty(); });
-      writer_idle_ = false;
-      continue;
-    }
+    writer_cv_.wait(lk, [&] { return stop_ || !in_flight_.empty(); });
+    if (in_flight_.empty()) return;  // stopping, and everything handed over is stored
     // Group commit across batches: every batch already sent to keyd is taken, checked to
     // chain on from the one before it (the first from the stored log), and all of them
-    // are stored in one transaction, one fsync.
+    // are stored in one transaction, one fsync. keyd answers them in order while the
+    // previous group is being written, so waiting for them costs little.
     SignedBatch group;
     size_t taken = 0;
     uint64_t next = range_.size();
@@ -435,9 +437,6 @@ void AuditLog::WriterLoop() {
       next = f.base + f.pending.size();
       last = leaves.back();
     }
-    // keyd signs what arrived meanwhile while this group is written (slots permitting:
-    // the taken batches still count until they are stored).
-    send_waiting();
     if (!group.rows.empty()) {
       lk.unlock();
       StoreBatch(group, nullptr);
@@ -445,6 +444,7 @@ void AuditLog::WriterLoop() {
     }
     unfinished_ -= taken;
     if (unfinished_ == 0) sign_next_ = range_.size();
+    leader_cv_.notify_one();  // slots are free; the leader's own entry may be among them
   }
 }
 

@@ -46,11 +46,10 @@ struct AuditLogOptions {
   std::chrono::milliseconds handoff_wait{30000};
 };
 
-// On a single node, appends are pipelined in two stages by the log's writer thread: it
-// sends the waiting Append calls' entries to keyd in batches (keyd chains and signs
-// them), and stores every batch keyd has answered in one fsync'd transaction; just before
-// each store it sends what arrived meanwhile, so keyd signs the next batch during the
-// fsync. An Append only queues its entry and returns after its batch is durable. If a store write
+// On a single node, appends are pipelined in two stages: the leader among waiting
+// Append calls takes a batch, has keyd chain and sign it, and hands it to the log's
+// writer thread, which stores it in one fsync'd transaction; meanwhile the leader signs
+// the next batch. An Append returns only after its batch is durable. If a store write
 // fails, that batch and every batch signed after it fail (their chain starts from
 // entries that were never stored), and signing restarts from the last durable entry.
 class AuditLog {
@@ -127,8 +126,9 @@ class AuditLog {
   AuditSigner* signer_;
   AuditLogOptions opts_;
   mutable std::mutex mu_;
-  std::deque<Pending*> queue_;  // entries waiting to be sent to keyd (single node)
-  bool writer_idle_ = false;    // the writer waits for entries (under mu_)
+  std::deque<Pending*> queue_;
+  bool leader_active_ = false;
+  std::condition_variable leader_cv_;  // wakes the leader: new entries or a stored batch
   // Single node (docs/audit-format.md §6, pipelining): batches sent to keyd, in index
   // order, waiting for the writer thread to take keyd's answer and store them. The first
   // after an idle moment is chained explicitly from the stored log (last_leaf_); each
