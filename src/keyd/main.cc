@@ -139,6 +139,10 @@ int main(int argc, char** argv) {
     }
     if (toani::keyd::IsBinaryFrame(
             *frame)) {  // audit.sign_batch*, token.mint (formats.md §1.1–§1.3)
+      // Signing a batch takes one Ed25519 signature per entry: the replies held so far
+      // (token mints, typically) go out first rather than wait for it.
+      const auto type = static_cast<unsigned char>((*frame)[0]);
+      if ((type == 0x01 || type == 0x02) && !replies.empty() && !flush()) return 0;
       replies.push_back((*svc)->HandleBinary(*frame));
       toani::SecureWipe(frame->data(), frame->size());  // user names
     } else {
@@ -147,6 +151,15 @@ int main(int argc, char** argv) {
       // A whole frame that is just not JSON is answered, and reading goes on.
       replies.push_back(req.ok() ? (*svc)->Handle(*req).dump()
                                  : toani::keyd::ErrorReply(req.status()).dump());
+    }
+    if (replies.back().size() > toani::keyd::kMaxFrameBytes) {
+      // Cannot be framed: refuse this request rather than break the stream for all.
+      toani::SecureWipe(replies.back().data(), replies.back().size());
+      replies.back() = toani::keyd::ErrorReply(
+                           toani::Status::InvalidArgument(
+                               "keyd: the reply would exceed the 1 MiB frame limit: send less "
+                               "in one request"))
+                           .dump();
     }
     reply_bytes += replies.back().size();
     // Reply now unless more frames are already here (and the replies held are small).
