@@ -279,6 +279,10 @@ StatusOr<AppendResult> AuditLog::Append(nlohmann::json fields) {
     auto members = ScanCanonicalObject(*body);
     if (!members.ok()) return Status::InvalidArgument("audit: " + members.status().message());
     p.item.body = std::move(*body);
+    // An entry that cannot travel to keyd and back in one frame, even alone, can never be
+    // stored (the same budget as SendBatchLocked's).
+    if (35 + SignItemEncodedSize(p.item) + 96 + kSignReplyGrowthPerEntry > kSignFrameBudget)
+      return Status::InvalidArgument("audit: entry too large to be signed");
     p.members = std::move(*members);
     p.prepared = true;
   }
@@ -315,14 +319,14 @@ StatusOr<AppendResult> AuditLog::Append(nlohmann::json fields) {
 }
 
 void AuditLog::SendBatchLocked(std::unique_lock<std::mutex>& lk) {
-  constexpr size_t kFrameBudget = (1 << 20) - 64;  // one keyd frame (formats.md §1.1)
   std::vector<Pending*> batch;
   size_t bytes = 35;
   while (!queue_.empty() && batch.size() < opts_.max_batch) {
     const Pending* q = queue_.front();
-    // + index, time and v members inserted below
-    const size_t size = SignItemEncodedSize(q->item) + 96;
-    if (!batch.empty() && bytes + size > kFrameBudget) break;
+    // + index, time and v members inserted below, + what keyd adds in its reply (which
+    // must fit one frame too)
+    const size_t size = SignItemEncodedSize(q->item) + 96 + kSignReplyGrowthPerEntry;
+    if (!batch.empty() && bytes + size > kSignFrameBudget) break;
     bytes += size;
     batch.push_back(queue_.front());
     queue_.pop_front();

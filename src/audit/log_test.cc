@@ -8,6 +8,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <future>
 #include <map>
 #include <set>
 #include <thread>
@@ -275,6 +276,38 @@ TEST_F(AuditLogRealKeydTest, ManyWritersThroughKeydGetDenseChainedIndices) {
     EXPECT_EQ(e["prev"], HexHash(LeafHash(AsBytes(before)))) << i;
     EXPECT_FALSE(e.contains("user")) << i;
   }
+}
+
+// Batches near keyd's 1 MiB frame limit, both ways, many at once, behind a slow disk:
+// frames far larger than the socket holds block their writer until the other side reads,
+// so the log must always have a thread reading keyd's answers while another sends (a
+// design where one thread did both once hung here). Fails, rather than hangs, after 120 s.
+TEST_F(AuditLogRealKeydTest, LargeBatchesBothWaysBehindASlowDiskNeverStall) {
+  ASSERT_TRUE(Reopen().ok());
+  flaky_->write_delay_ms = 20;
+  const std::string big(12 << 10, 'x');
+  std::atomic<int> failed{0};
+  auto run = std::async(std::launch::async, [&] {
+    std::vector<std::thread> ts;
+    for (int t = 0; t < 96; ++t) {
+      ts.emplace_back([&, t] {
+        for (int i = 0; i < 6; ++i) {
+          auto r = log_->Append(
+              {{"type", "test"}, {"tenant", "dev"}, {"reason", std::to_string(t * 100 + i) + big}});
+          if (!r.ok() && failed++ == 0) ADD_FAILURE() << r.status().message();
+        }
+      });
+    }
+    for (auto& t : ts) t.join();
+  });
+  if (run.wait_for(std::chrono::seconds(120)) != std::future_status::ready) {
+    ADD_FAILURE() << "appends stalled: " << log_->size() << " of 576 stored after 120 s";
+    std::_Exit(1);  // the appending threads cannot be joined
+  }
+  EXPECT_EQ(failed.load(), 0);
+  EXPECT_EQ(log_->size(), 576u);
+  flaky_->write_delay_ms = 0;
+  ASSERT_TRUE(Reopen().ok());  // every signature and the chain
 }
 
 // Counts the binary frames (audit batches) sent to keyd.

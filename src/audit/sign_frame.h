@@ -19,6 +19,13 @@ inline constexpr uint8_t kSignBatchNextRequest = 0x02;  // no prev: keyd chains 
 inline constexpr uint8_t kSignBatchReply = 0x81;
 inline constexpr size_t kSignBatchMaxItems = 1024;
 inline constexpr size_t kSignBatchMaxUser = 1024;
+// How much longer an entry is in the reply than its body in the request: the members keyd
+// inserts, `,"prev":"<64 hex>"` (75 bytes), `,"user_ref":"hmac-sha256:<64 hex>"` (90) and
+// `,"sig":"<88 base64>"` (96), rounded up. A sender budgets a batch's request and its
+// reply within one frame (formats.md §1.1) with it.
+inline constexpr size_t kSignReplyGrowthPerEntry = 272;
+// What a sender lets a batch's request (or reply) take of keyd's 1 MiB frame (formats.md §1).
+inline constexpr size_t kSignFrameBudget = (1 << 20) - 64;
 
 struct SignItem {
   std::string body;                 // RFC 8785 canonical JSON of the unsigned entry
