@@ -459,10 +459,11 @@ StatusOr<std::shared_ptr<const std::vector<policy::Policy>>> PolicyPlane::Curren
     const std::string& tenant) {
   // Every request checks that the parsed copy is current (a new version applied on any
   // node takes effect at once): first by the store's stamp, which changes whenever any
-  // version is stored (Store::PoliciesStamp); when that moved, or the store has none (the
-  // nodes of a cluster share PostgreSQL), by reading the tenant's versions. Documents are read and
-  // parsed only when a version changed. The stamp is read before the versions, so a version stored
-  // in between leaves an older stamp in the cache and the next request checks again.
+  // version is stored (Store::PoliciesStamp); when that moved, or the store has none
+  // (the nodes of a cluster share PostgreSQL), by reading the tenant's versions.
+  // Documents are read and parsed only when a version changed. The stamp is read before
+  // the versions, so a version stored in between leaves an older stamp in the cache and
+  // the next request checks again.
   TOANI_ASSIGN_OR_RETURN(std::optional<int64_t> stamp, d_.store->PoliciesStamp());
   if (stamp) {
     std::lock_guard<std::mutex> l(cache_mu_);
